@@ -15,7 +15,7 @@ __all__ = ['PATHOLOGIES', 'LABELS', 'CHEXPERT_COLUMNS', 'SEXES', 'VIEWS', 'SCANN
            'ToyEcho', 'png_filter', 'png_bytes', 'avi_bytes', 'write_echo', 'severity_course', 'ToyEHR',
            'write_timeseries', 'write_cxr', 'samples_readme', 'write_samples', 'show_samples', 'medcl_samples_cli']
 
-# %% ../../nbs/00_data.synthetic.ipynb #d8e744bc
+# %% ../../nbs/00_data.synthetic.ipynb #b2f9ea16
 import argparse, gzip, hashlib, io, json, os, shutil, struct, sys, tempfile, zlib
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -23,7 +23,7 @@ from scipy import ndimage
 from scipy.special import ndtr
 import re, textwrap
 
-# %% ../../nbs/00_data.synthetic.ipynb #1e365f11
+# %% ../../nbs/00_data.synthetic.ipynb #b924c974
 PATHOLOGIES = ['Cardiomegaly', 'Pleural Effusion', 'Consolidation', 'Pneumothorax', 'Lung Lesion']
 LABELS = PATHOLOGIES + ['No Finding']
 CHEXPERT_COLUMNS = ['Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema', 'Enlarged Cardiomediastinum',
@@ -42,7 +42,7 @@ SCANNERS = {
 }
 ANATOMY = ['right lung', 'left lung', 'heart', 'mediastinum', 'right costophrenic angle', 'left costophrenic angle']
 
-# %% ../../nbs/00_data.synthetic.ipynb #233ea05c
+# %% ../../nbs/00_data.synthetic.ipynb #adc9d869
 MECHANISMS = ['labels', 'view', 'anatomy', 'findings', 'acquisition', 'report']
 
 def _rng(seed, *key):
@@ -54,7 +54,7 @@ def exogenous_seeds(seed:int, patient:int, study:int)->dict:
     ss = np.random.SeedSequence(seed, spawn_key=(0, patient, study))
     return {f'seed_{m}': int(c.generate_state(1)[0]) for m, c in zip(MECHANISMS, ss.spawn(len(MECHANISMS)))}
 
-# %% ../../nbs/00_data.synthetic.ipynb #63a61677
+# %% ../../nbs/00_data.synthetic.ipynb #c35cd514
 def _sigmoid(x): return 1/(1 + np.exp(-np.clip(x, -50, 50)))
 
 def _subject_id(i): return 10_000_000 + (i*2_654_435_761) % 10_000_000   # a bijection on 0..10^7-1: ids spread over p10..p19
@@ -94,7 +94,7 @@ def sample_patients(n_patients:int, seed:int=0, mean_studies:float=3.3)->pd.Data
             k += 1
     return pd.DataFrame(rows)
 
-# %% ../../nbs/00_data.synthetic.ipynb #22577b07
+# %% ../../nbs/00_data.synthetic.ipynb #543e8c02
 N_ANATOMY, N_FINDINGS, N_ACQ, N_REPORT = 20, 16, 4, 24
 
 def draw_exogenous(df:pd.DataFrame, size:int=64)->dict:
@@ -110,7 +110,7 @@ def draw_exogenous(df:pd.DataFrame, size:int=64)->dict:
         U['report'].append(np.random.default_rng(r.seed_report).random(N_REPORT))
     return {k: np.array(v) for k, v in U.items()}
 
-# %% ../../nbs/00_data.synthetic.ipynb #39a01a29
+# %% ../../nbs/00_data.synthetic.ipynb #9787b8d0
 # logit P(finding) = b0 + b_age (age-60)/10 + b_male [male] + b_frail frailty (+ b_cm [cardiomegaly] for effusion)
 LABEL_COEFS = pd.DataFrame({
     'b0':     [-1.9, -2.2, -2.2, -2.7, -2.3],
@@ -138,7 +138,7 @@ def sample_view(age, frailty, u)->np.ndarray:
     p_ap = _sigmoid(-0.8 + 0.3*(np.asarray(age, float)-60)/10 + 0.6*np.asarray(frailty, float))
     return np.where(np.asarray(u) < p_ap, 'AP', 'PA')
 
-# %% ../../nbs/00_data.synthetic.ipynb #e7b4a276
+# %% ../../nbs/00_data.synthetic.ipynb #e69dccf2
 def anatomy_params(z, sex, age, view)->dict:
     "Shape of the thorax in canonical coordinates (u right-to-left of the image, v top-to-bottom, both in [-1, 1])"
     male, ap = np.asarray(sex) == 'M', (np.asarray(view) == 'AP').astype(float)
@@ -158,7 +158,7 @@ def anatomy_params(z, sex, age, view)->dict:
     p['heart_v'] = p['dia_v'] - 0.85*p['heart_hh']        # the heart rests on the diaphragm
     return p
 
-# %% ../../nbs/00_data.synthetic.ipynb #89d150f1
+# %% ../../nbs/00_data.synthetic.ipynb #755ecfb4
 SIDES, ZONES = ['right', 'left'], ['upper', 'middle', 'lower']
 
 def finding_params(u, labels, anat)->dict:
@@ -186,7 +186,7 @@ def lung_point(anat, side, f, t):
     top = anat['lung_v'] - anat['lung_b']
     return u, top + t*(anat['dia_v'] - top)
 
-# %% ../../nbs/00_data.synthetic.ipynb #07984613
+# %% ../../nbs/00_data.synthetic.ipynb #d285d140
 def canonical_grid(anat, size):
     "Canonical (u, v) of every pixel centre, (N, size, size) each: undo the patient's shift, rotation and scale"
     c = (np.arange(size) + 0.5)/size*2 - 1
@@ -202,7 +202,7 @@ def _smooth(x, sigma):
     y = ndimage.gaussian_filter(x, (0, sigma, sigma), mode='wrap')
     return y/(y.std(axis=(1, 2), keepdims=True) + 1e-12)
 
-# %% ../../nbs/00_data.synthetic.ipynb #a17e894e
+# %% ../../nbs/00_data.synthetic.ipynb #99387a35
 def _e(a): return a[:, None, None]                       # (N,) -> (N, 1, 1) to broadcast against the pixel grid
 
 def lung_masks(u, v, A):
@@ -275,7 +275,7 @@ def render_clean(A, F, labels, markings, patch, size=64):
              'Consolidation': cons, 'Pneumothorax': ptx, 'Lung Lesion': (nod > 0.3).astype(float)}
     return np.clip(img, 0, 1), masks
 
-# %% ../../nbs/00_data.synthetic.ipynb #1cdef096
+# %% ../../nbs/00_data.synthetic.ipynb #6f0b443d
 # Burned-in markers, 1 = white, drawn at 64 pixels and scaled with the image
 MARKERS = {'top_left': np.array([[1,1,0],[1,0,1],[1,1,0],[1,0,1],[1,0,1]]),          # an "R"
            'top_right': np.array([[1,0,0],[1,0,0],[1,0,0],[1,0,0],[1,1,1]]),         # an "L"
@@ -316,7 +316,7 @@ def acquire(clean, scanner, view, u, white, stripes)->np.ndarray:
         out[i] = np.round(np.clip(x, 0, 1)*255).astype(np.uint8)  # round (not truncate) so tiny float noise rarely flips a byte
     return out
 
-# %% ../../nbs/00_data.synthetic.ipynb #30a4d954
+# %% ../../nbs/00_data.synthetic.ipynb #0b51571e
 def to_pixels(u, v, A):
     "Canonical (u, v) -> continuous pixel coordinates in [0, size] (multiply by size outside)"
     s, th = A['scale'], A['theta']
@@ -356,7 +356,7 @@ def boxes_table(A, masks, labels, F, image_ids, size):
             rows.append((image_ids[i], kind, name, x, y, w, h))
     return pd.DataFrame(rows, columns=['dicom_id', 'kind', 'name', 'x', 'y', 'w', 'h'])
 
-# %% ../../nbs/00_data.synthetic.ipynb #67abf05a
+# %% ../../nbs/00_data.synthetic.ipynb #933702c0
 def sentence(text, ents=None):
     "A report sentence: whitespace tokens and its RadGraph entities {word: (label, [(relation, target word)])}"
     toks = text.split()
@@ -418,7 +418,7 @@ def pneumonia_impression(side, zone):
                     {s.capitalize(): (A_, [('modify', 'lobe')]), z: (A_, [('modify', 'lobe')]), 'lobe': (A_, []),
                      'consolidation': (DP, [('located_at', 'lobe'), ('suggestive_of', 'pneumonia')]), 'pneumonia': (U_, [])})
 
-# %% ../../nbs/00_data.synthetic.ipynb #7dc0e6ad
+# %% ../../nbs/00_data.synthetic.ipynb #3d3b5052
 def report_mentions(truth, u)->np.ndarray:
     "What the radiologist writes per pathology: 1 present, -1 'possible', 0 negated, NaN not mentioned (N, 5)"
     truth, u = np.asarray(truth), np.asarray(u)
@@ -433,7 +433,7 @@ def mention_labels(m)->np.ndarray:
     nf = np.where(np.isin(m, [1.0, -1.0]).any(1), np.nan, 1.0)
     return np.concatenate([m, nf[:, None]], 1)
 
-# %% ../../nbs/00_data.synthetic.ipynb #23910f99
+# %% ../../nbs/00_data.synthetic.ipynb #2cb89a86
 REASONS = ['cough', 'shortness of breath', 'chest pain', 'fever', 'hypoxia']
 
 def tokenize(text): return re.sub(r'([.,:;()])', r' \1 ', text).split()
@@ -484,7 +484,7 @@ def assemble_report(findings, impression, sex, view, first_study, u):
     assert tokenize(text) == toks
     return text, find_txt, imp_txt, dict(text=' '.join(toks), entities=entities)
 
-# %% ../../nbs/00_data.synthetic.ipynb #e5e25c15
+# %% ../../nbs/00_data.synthetic.ipynb #26869d46
 PARENT_COLUMNS = list(sample_patients(1).columns)
 
 def _check_int(name, x, lo, hi):
@@ -566,7 +566,7 @@ class ToyCXR:
             if c not in ('sex', 'age'): df[c] = p[c]
         return df
 
-# %% ../../nbs/00_data.synthetic.ipynb #bec4812c
+# %% ../../nbs/00_data.synthetic.ipynb #4a92d032
 def lv_half_width(a, W):
     "Half-width of the left ventricle at fraction `a` of its long axis (0 apex, 1 mitral annulus): a bullet shape"
     a = np.clip(a, 0, 1)
@@ -663,7 +663,7 @@ class ToyEcho:
                                 period=[p['period'] for p in ps], seed=self.seed, video_index=range(n)))
         return dict(filelist=fl, tracings=tr, videos=list(videos), masks=list(masks), synthetic=syn)
 
-# %% ../../nbs/00_data.synthetic.ipynb #c6cae4a7
+# %% ../../nbs/00_data.synthetic.ipynb #87d8ffa9
 def png_filter(img):
     "PNG scanline filtering: per row, the filter (none, sub, up, average, Paeth) with the smallest absolute residuals"
     x = img.astype(np.int16); H = x.shape[0]
@@ -694,7 +694,7 @@ def _csv(df, path, **kw):
     if path.suffix == '.gz': df.to_csv(path, index=False, compression=GZIP, lineterminator='\n', **kw)
     else: df.to_csv(path, index=False, lineterminator='\n', **kw)
 
-# %% ../../nbs/00_data.synthetic.ipynb #2eb78af4
+# %% ../../nbs/00_data.synthetic.ipynb #b832aec0
 def avi_bytes(frames:np.ndarray, fps:int=50)->bytes:
     "An AVI (RIFF) holding one PNG per frame (fourcc MPNG): lossless, read by OpenCV/ffmpeg, bytes fixed by the pixels"
     frames = np.asarray(frames, np.uint8)
@@ -721,7 +721,7 @@ def write_echo(sample:dict, out)->Path:
     _csv(sample['synthetic'], out/'synthetic.csv')
     return out
 
-# %% ../../nbs/00_data.synthetic.ipynb #94ee1e48
+# %% ../../nbs/00_data.synthetic.ipynb #3a230716
 # variable: (population mean, between-patient sd, effect of severity, measurement noise sd, decimals, kind)
 VARIABLES = {'HR': (80, 8, 14, 4, 0, 'vital'), 'SBP': (125, 10, -14, 6, 0, 'vital'), 'RR': (16, 2, 4, 1.5, 0, 'vital'),
              'SpO2': (97, 1, -3, 1, 0, 'vital'), 'Temp': (36.9, 0.2, 0.6, 0.2, 1, 'vital'),
@@ -776,7 +776,7 @@ def write_timeseries(triplets, events, out)->Path:
     _csv(triplets, out/'triplets.csv.gz'); _csv(events, out/'events.csv')
     return out
 
-# %% ../../nbs/00_data.synthetic.ipynb #965905e1
+# %% ../../nbs/00_data.synthetic.ipynb #41dd6226
 def write_cxr(df:pd.DataFrame, images:np.ndarray, out)->Path:
     "Write a ToyCXR sample in the MIMIC-CXR-JPG layout (PNG images) with reports, RadGraph, boxes and the simulator's columns"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -814,7 +814,7 @@ def write_cxr(df:pd.DataFrame, images:np.ndarray, out)->Path:
     _csv(boxes, out/'boxes.csv')
     return out
 
-# %% ../../nbs/00_data.synthetic.ipynb #47a44843
+# %% ../../nbs/00_data.synthetic.ipynb #eb21fa41
 def samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries)->str:
     "The README.md written into data_samples/ (part of the deterministic output)"
     return f"""# data_samples
@@ -857,7 +857,7 @@ serves both; what real data lacks is in side files.
   and the latent `risk` that drives both the dynamics and the outcomes.
 """
 
-# %% ../../nbs/00_data.synthetic.ipynb #7cdce950
+# %% ../../nbs/00_data.synthetic.ipynb #42a15e42
 MARKER = '.medcl_samples'
 
 def write_samples(out='data_samples', seed:int=0, n_patients:int=600, size:int=64, n_echo:int=40, echo_size:int=64,
@@ -886,7 +886,7 @@ def write_samples(out='data_samples', seed:int=0, n_patients:int=600, size:int=6
         if tmp.exists(): shutil.rmtree(tmp)
     return out
 
-# %% ../../nbs/00_data.synthetic.ipynb #40aacfdb
+# %% ../../nbs/00_data.synthetic.ipynb #ab172aa2
 def show_samples(out, fname, n=6):
     "Save a grid of `n` chest images per scanner from a written data_samples folder"
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
@@ -902,7 +902,7 @@ def show_samples(out, fname, n=6):
     fig.tight_layout(); fig.savefig(fname, dpi=80); plt.close(fig)
     return fname
 
-# %% ../../nbs/00_data.synthetic.ipynb #7ffdca0d
+# %% ../../nbs/00_data.synthetic.ipynb #db852e39
 def medcl_samples_cli(argv=None):
     "Console script: regenerate data_samples/ from the simulator (byte-identical for the same seed)"
     p = argparse.ArgumentParser(prog='medcl_samples', description=__doc__ or 'Regenerate data_samples/ from the ToyCXR, ToyEcho and ToyEHR simulators.')
