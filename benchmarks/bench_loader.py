@@ -4,7 +4,9 @@ Prints source images/s of `contrastive_dls(..., two_views=True)` alone (preloade
 every image each epoch) and of a ResNet18 (1 input channel) forward+backward step on both views, at 64x64, and
 their ratio. Ratios are what matter: absolute numbers depend on the machine.
 
-    python benchmarks/bench_loader.py [--n 2000] [--bs 64] [--size 64] [--threads 2] [--device cpu]
+    python benchmarks/bench_loader.py [--root data_samples/cxr] [--n 2000] [--bs 64] [--size 64] [--threads 2] [--device cpu]
+
+With --root, the images of that MIMIC-CXR-JPG-layout folder are used; without it, n toy PNGs in a temp folder.
 """
 import argparse, tempfile, time
 from pathlib import Path
@@ -53,11 +55,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--n', type=int, default=2000); p.add_argument('--bs', type=int, default=64)
     p.add_argument('--size', type=int, default=64); p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--device', default='cpu')
+    p.add_argument('--device', default='cpu'); p.add_argument('--root', default=None)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as d:
-        df = toy_pngs(a.n, a.size, d)
+        if a.root:
+            from medcl_nb.data.readers import read_mimic_cxr
+            df = read_mimic_cxr(a.root)
+            a.n = len(df)
+        else: df = toy_pngs(a.n, a.size, d)
         t0 = time.perf_counter()
         dls = contrastive_dls(df, size=a.size, bs=a.bs, two_views=True, device=a.device)
         preload_s = time.perf_counter() - t0
@@ -65,8 +71,8 @@ def main():
         lazy = loader_images_per_s(contrastive_dls(df, size=a.size, bs=a.bs, two_views=True, device=a.device,
                                                    preload=False).train, n_batches=5)
     model = model_images_per_s(resnet18_1ch(), a.bs, a.size, a.device)
-    print(f"device {a.device}, {a.threads} threads, {a.n} images of {a.size}x{a.size}, bs {a.bs}")
-    print(f"preload {a.n} PNGs once:          {preload_s:6.1f} s")
+    print(f"device {a.device}, {a.threads} threads, {a.n} images ({a.root or 'toy PNGs'}) at {a.size}x{a.size}, bs {a.bs}")
+    print(f"preload (train+valid) once:    {preload_s:6.1f} s")
     print(f"two-view loader (preloaded):   {loader:8,.0f} images/s")
     print(f"two-view loader (decode each): {lazy:8,.0f} images/s")
     print(f"ResNet18 fwd+bwd, both views:  {model:8,.0f} images/s")
