@@ -33,6 +33,7 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
         if cell.cell_type == 'code': cell.source = _strip_directives(cell.source)
         cells.append(cell)
     nb.cells = cells
+    nb.metadata['language_info'] = {'name': 'python'}   # nbdev_clean strips it; code blocks need it
     body, _ = MarkdownExporter().from_notebook_node(nb)
     header = '<!-- Generated from nbs/index.ipynb by tools/readme.py: edit the notebook, not this file. -->\n\n'
     return header + re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
