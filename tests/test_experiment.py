@@ -1,0 +1,85 @@
+"""The main job's console script, `medcl_experiment` (medcl_nb.experiment:medcl_experiment_cli):
+its help, its argument checks (exit status 2 with a message naming the argument), and a tiny end-to-end
+run on data_samples/ that must write report.json and the plots."""
+import json, math, shutil, subprocess, sys
+from configparser import ConfigParser
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def _cmd():
+    "The installed console script, or the same entry point through the interpreter (package not installed)."
+    exe = shutil.which('medcl_experiment')
+    if exe: return [exe]
+    return [sys.executable, '-c', "import sys; sys.argv[0] = 'medcl_experiment'; "
+            "from medcl_nb.experiment import medcl_experiment_cli; medcl_experiment_cli()"]
+
+def run(*args, timeout=600):
+    return subprocess.run(_cmd() + list(args), cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**__import__('os').environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': str(ROOT)})
+
+def test_entry_point_declared():
+    cfg = ConfigParser(); cfg.read(ROOT/'settings.ini')
+    assert 'medcl_experiment=medcl_nb.experiment:medcl_experiment_cli' in cfg['DEFAULT']['console_scripts'].split()
+    from medcl_nb.experiment import medcl_experiment_cli
+    assert callable(medcl_experiment_cli)
+
+def test_help():
+    r = run('--help', timeout=120)
+    assert r.returncode == 0, r.stderr
+    for opt in ('--data', '--method', '--epochs', '--fractions', '--out', '--device'): assert opt in r.stdout
+
+BAD = [
+    (['--fractions', '0'], 'label fraction must be in (0, 1], got 0'),
+    (['--fractions', '0.1', '1.5'], 'label fraction must be in (0, 1], got 1.5'),
+    (['--fractions', 'all'], "label fraction must be a number in (0, 1], got 'all'"),
+    (['--epochs', '-1'], 'argument --epochs: expected an integer >= 1, got -1'),
+    (['--draws', '0'], 'argument --draws: expected an integer >= 1, got 0'),
+    (['--data', 'no/such/folder'], '--data: folder not found: no/such/folder'),
+    (['--method', 'byol'], "argument --method: invalid choice: 'byol'"),
+]
+
+def test_bad_argument_exits_2_from_the_console():
+    "Through the console script (a fresh process): `--fractions 0` stops at once with status 2 and says why."
+    r = run('--fractions', '0', timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert 'argument --fractions: a label fraction must be in (0, 1], got 0' in r.stderr, r.stderr
+
+@pytest.mark.parametrize('args,message', BAD)
+def test_bad_arguments_exit_2(args, message, capsys, monkeypatch):
+    "The entry point's function itself, in this process (each case would otherwise cost a torch import)."
+    from medcl_nb.experiment import medcl_experiment_cli
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as e: medcl_experiment_cli(args)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+def test_unrecognized_folder_exits_2(tmp_path, capsys):
+    from medcl_nb.experiment import medcl_experiment_cli
+    with pytest.raises(SystemExit) as e: medcl_experiment_cli(['--data', str(tmp_path), '--out', str(tmp_path/'out')])
+    assert e.value.code == 2
+    assert 'no chest radiograph dataset' in capsys.readouterr().err
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_tiny_run_writes_report_and_plots(tmp_path):
+    out = tmp_path/'exp'
+    r = run('--data', 'data_samples', '--epochs', '1', '--size', '32', '--max-patients', '150', '--draws', '2', '--boot', '30',
+            '--fractions', '0.2', '1.0', '--few-shot', '2', '--bs', '32', '--device', 'cpu', '--no-progress', '--out', str(out))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'difference' in r.stdout and '95% CI' in r.stdout          # the printed table
+    for f in ('report.json', 'label_efficiency.png', 'per_label_auc.png'): assert (out/f).stat().st_size > 0, f
+    text = (out/'report.json').read_text()
+    report = json.loads(text, parse_constant=lambda c: pytest.fail(f'report.json holds {c}: not strict JSON'))
+    assert report['config']['epochs'] == 1 and report['config']['fractions'] == [0.2, 1.0] and report['seed'] == 0
+    assert {'torch', 'fastai', 'sklearn', 'medcl_nb'} <= set(report['versions'])
+    assert set(report['encoders']) >= {'moco', 'random'}
+    assert len(report['pretraining']['history']) == 1
+    summary = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
+    assert sorted(s['fraction'] for s in summary) == [0.2, 1.0]
+    for s in summary:
+        assert s['lo'] <= s['diff'] <= s['hi'] and s['reference'] == 'random' and s['n_boot'] > 0
+    metrics = report['linear_eval']['metrics']
+    assert all(0 <= m['auc'] <= 1 for m in metrics)
+    assert {m['draw'] for m in metrics if m['fraction'] == 0.2} == {0, 1}
+    assert report['dataset']['train']['patients'] + report['dataset']['valid']['patients'] + report['dataset']['test']['patients'] <= 150
