@@ -113,7 +113,7 @@ def draw_exogenous(df:pd.DataFrame, size:int=64)->dict:
 # %% ../../nbs/00_data.synthetic.ipynb #9787b8d0
 # logit P(finding) = b0 + b_age (age-60)/10 + b_male [male] + b_frail frailty (+ b_cm [cardiomegaly] for effusion)
 LABEL_COEFS = pd.DataFrame({
-    'b0':     [-1.9, -2.2, -2.2, -2.7, -2.3],
+    'b0':     [-1.9, -2.1, -1.8, -2.1, -1.9],
     'b_age':  [0.35, 0.25, 0.15, -0.35, 0.40],
     'b_male': [0.30, 0.00, 0.10, 0.60, 0.20],
     'b_frail':[0.50, 0.50, 0.40, 0.20, 0.10],
@@ -143,13 +143,13 @@ def anatomy_params(z, sex, age, view)->dict:
     "Shape of the thorax in canonical coordinates (u right-to-left of the image, v top-to-bottom, both in [-1, 1])"
     male, ap = np.asarray(sex) == 'M', (np.asarray(view) == 'AP').astype(float)
     age = np.asarray(age, float)
-    p = dict(scale=0.90*np.exp(0.04*z[:, 0])*np.where(male, 1.03, 1.0),
-             tx=0.05*z[:, 1], ty=0.05*z[:, 2], theta=0.05*z[:, 3],              # patient position: the main nuisance
+    p = dict(scale=0.88*np.exp(0.07*z[:, 0])*np.where(male, 1.03, 1.0),
+             tx=0.11*z[:, 1], ty=0.09*z[:, 2], theta=0.08*z[:, 3],              # patient position: the main nuisance
              lung_a=0.29*np.exp(0.05*z[:, 4]), lung_b=0.60*np.exp(0.05*z[:, 5])*np.where(male, 1.0, 0.97),
              lung_u=0.37 + 0.02*z[:, 6], lung_v=-0.14 + 0.02*z[:, 7],
              dia_v=0.40 + 0.04*z[:, 8] - 0.06*ap,                               # AP films: poorer inspiration
              dome=0.12 + 0.02*z[:, 9],
-             heart_hw=0.30*np.exp(0.06*z[:, 10])*np.where(male, 1.04, 1.0)*(1 + 0.08*ap),   # AP magnifies the heart
+             heart_hw=0.30*np.exp(0.08*z[:, 10])*np.where(male, 1.04, 1.0)*(1 + 0.08*ap),   # AP magnifies the heart
              heart_u=0.09 + 0.02*z[:, 11], heart_hh=0.25*np.exp(0.05*z[:, 12]),
              rib_phase=0.17*ndtr(z[:, 13]), rib_density=0.07*np.clip(1 - 0.006*(age-40), 0.5, 1.1),  # bones thin with age
              breast=np.where(male, 0.0, 0.06*np.exp(0.15*z[:, 14])), bubble=(z[:, 15] > 0).astype(float),
@@ -164,12 +164,12 @@ SIDES, ZONES = ['right', 'left'], ['upper', 'middle', 'lower']
 def finding_params(u, labels, anat)->dict:
     "Where and how large each finding is, from uniforms `u` (N, 16); drawn for every row, used where the label is 1"
     lab = np.asarray(labels)
-    f = dict(cm_factor=1 + lab[:, 0]*(0.20 + 0.20*u[:, 0]),
-             eff_side=np.where(u[:, 1] < 0.4, 0, np.where(u[:, 1] < 0.75, 1, 2)), eff_h=0.08 + 0.12*u[:, 2],
+    f = dict(cm_factor=1 + lab[:, 0]*(0.12 + 0.14*u[:, 0]),
+             eff_side=np.where(u[:, 1] < 0.4, 0, np.where(u[:, 1] < 0.75, 1, 2)), eff_h=0.05 + 0.09*u[:, 2],
              cons_side=(u[:, 3] >= 0.55).astype(int), cons_r=0.09 + 0.06*u[:, 6],
              ptx_side=(u[:, 7] >= 0.5).astype(int), ptx_w=0.07 + 0.06*u[:, 8], ptx_extent=0.35 + 0.3*u[:, 9],
              nod_side=(u[:, 10] >= 0.5).astype(int), nod_f=0.3 + 0.6*u[:, 11], nod_t=0.1 + 0.75*u[:, 12],
-             nod_sigma=0.035 + 0.02*u[:, 13], nod_amp=0.16 + 0.08*u[:, 14])
+             nod_r=0.07 + 0.03*u[:, 13], nod_amp=0.26 + 0.08*u[:, 14])
     # consolidation: a lobe (right: upper/middle/lower, left: upper/lower) and a point inside it
     n_zones = np.where(f['cons_side'] == 0, 3, 2)
     zone = np.minimum((u[:, 4]*n_zones).astype(int), n_zones - 1)
@@ -235,7 +235,7 @@ def render_clean(A, F, labels, markings, patch, size=64):
     line = lab[:, 3]*ptx_lung*np.exp(-((ptx_side - inner)/0.05)**2)*apical*(1 - ptx)
     marks = _smooth(markings, 0.6*px)
     hilum = np.exp(-((np.abs(u) - _e(A['lung_u'] - 0.5*A['lung_a']))**2 + (v - _e(A['lung_v']) - 0.1)**2)/0.1)
-    img = img - 0.33*lung + _e(A['marking_amp'])*(0.5 + hilum)*marks*lung*(1 - ptx) - 0.05*ptx + 0.10*line
+    img = img - 0.33*lung + _e(A['marking_amp'])*(0.5 + hilum)*marks*lung*(1 - ptx) - 0.08*ptx + 0.14*line
     # bones: posterior ribs sloping down laterally, clavicles; density falls with age
     lat = (np.abs(u) - _e(A['lung_u']))/_e(A['lung_a'])
     ribs = sum(np.exp(-((v - (top + _e(A['rib_phase']) + 0.17*k + 0.12*lat + 0.05*lat**2))/0.022)**2) for k in range(8))
@@ -261,10 +261,10 @@ def render_clean(A, F, labels, markings, patch, size=64):
     cu, cv = lung_point(A, F['cons_side'], F['cons_f'], F['cons_t'])
     blob = np.exp(-((u - _e(cu))**2 + (v - _e(cv))**2)/(2*_e(F['cons_r'])**2))
     cons = lab[:, 2]*lung*np.clip(1.6*blob*(0.75 + 0.35*_smooth(patch, 1.2*px)) - 0.3, 0, 1)
-    img = img + 0.30*cons
+    img = img + 0.36*cons
     # lung lesion: a small round nodule
     nu, nv = lung_point(A, F['nod_side'], F['nod_f'], F['nod_t'])
-    nod = lab[:, 4]*np.exp(-((u - _e(nu))**2 + (v - _e(nv))**2)/(2*_e(F['nod_sigma'])**2))
+    nod = lab[:, 4]*_soft(_e(F['nod_r']) - np.sqrt((u - _e(nu))**2 + (v - _e(nv))**2), 0.012)   # a disc with a soft edge
     img = img + _e(F['nod_amp'])*nod
     # soft tissue over the lungs: breasts (F), scapulae on AP films
     img = img + _e(A['breast'])*np.exp(-((np.abs(u) - 0.55)/0.3)**2 - ((v - _e(A['dia_v']) + 0.05)/0.22)**2)*body
@@ -272,7 +272,7 @@ def render_clean(A, F, labels, markings, patch, size=64):
                                               - ((v - _e(A['lung_v']) + 0.25)/0.25)**2)
     masks = {'right lung': lungs[0], 'left lung': lungs[1], 'heart': heart, 'mediastinum': med,
              'Cardiomegaly': lab[:, 0]*heart, 'Pleural Effusion right': effs[0], 'Pleural Effusion left': effs[1],
-             'Consolidation': cons, 'Pneumothorax': ptx, 'Lung Lesion': (nod > 0.3).astype(float)}
+             'Consolidation': cons, 'Pneumothorax': ptx, 'Lung Lesion': nod}
     return np.clip(img, 0, 1), masks
 
 # %% ../../nbs/00_data.synthetic.ipynb #6f0b443d
@@ -301,7 +301,7 @@ def acquire(clean, scanner, view, u, white, stripes)->np.ndarray:
         c, i = SCANNERS[name], np.flatnonzero(scanner == name)
         x = ndimage.gaussian_filter(clean[i], (0, c['blur']*size/64, c['blur']*size/64), mode='nearest')
         x = np.clip(x, 0, 1)**c['gamma']
-        x = _e(c['offset'] + 0.02*u[i, 1]) + _e(c['gain']*np.exp(0.05*u[i, 0]))*x          # exposure varies per film
+        x = _e(c['offset'] + 0.04*u[i, 1]) + _e(c['gain']*np.exp(0.10*u[i, 0]))*x          # exposure varies per film
         noise = _smooth(white[i], c['noise_corr']*size/64) if c['noise_corr'] else white[i]
         x = x + c['noise']*noise + c['stripes']*stripes[i][:, :, None]
         w = np.round((0.06 + 0.015*np.clip(u[i, 2], -2, 2))*size).astype(int)[:, None]    # collimator blades
@@ -370,7 +370,7 @@ def _sev(x, small): return ('Small' if x < small else 'Moderate')
 
 def cardiomegaly_sentence(state, f, r):
     if state == 1:
-        if f < 1.3: return sentence('The heart is mildly enlarged .', {'heart': (A_, []), 'mildly': (DP, [('modify', 'enlarged')]), 'enlarged': (DP, [('located_at', 'heart')])})
+        if f < 1.19: return sentence('The heart is mildly enlarged .', {'heart': (A_, []), 'mildly': (DP, [('modify', 'enlarged')]), 'enlarged': (DP, [('located_at', 'heart')])})
         return sentence('Moderate cardiomegaly .', {'Moderate': (DP, [('modify', 'cardiomegaly')]), 'cardiomegaly': (DP, [])})
     if state == -1: return sentence('Possible mild cardiomegaly .', {'mild': (U_, [('modify', 'cardiomegaly')]), 'cardiomegaly': (U_, [])})
     if r < 0.5: return sentence('Heart size is normal .', {'Heart': (A_, []), 'size': (A_, [('modify', 'Heart')]), 'normal': (DP, [('located_at', 'Heart')])})
@@ -380,7 +380,7 @@ def effusion_sentence(state, side, h):
     if state == 0: return sentence('No pleural effusion .', {'pleural': (A_, []), 'effusion': (DA, [('located_at', 'pleural')])})
     obs = DP if state == 1 else U_
     where, noun = (['right', 'left', 'bilateral'][side], 'effusions' if side == 2 else 'effusion')
-    pre = 'Possible small' if state == -1 else _sev(h, 0.14)
+    pre = 'Possible small' if state == -1 else _sev(h, 0.095)
     size_word = pre.split()[-1]
     return sentence(f'{pre} {where} pleural {noun} .', {size_word: (obs, [('modify', noun)]), where: (A_, [('modify', 'pleural')]),
                                                         'pleural': (A_, []), noun: (obs, [('located_at', 'pleural')])})
@@ -442,7 +442,7 @@ def detokenize(toks): return re.sub(r'\( ', '(', re.sub(r' ([.,:;)])', r'\1', ' 
 def findings_sentences(m, F, i, u):
     "The FINDINGS and IMPRESSION sentences of row `i` from its mentions `m` (5,) and finding parameters"
     said = lambda k: not np.isnan(m[k])
-    nod_mm = int(round(2.5*F['nod_sigma'][i]*157))
+    nod_mm = int(round(2*F['nod_r'][i]*157))
     s = {0: lambda st: cardiomegaly_sentence(st, F['cm_factor'][i], u[14]),
          1: lambda st: effusion_sentence(st, F['eff_side'][i], F['eff_h'][i]),
          2: lambda st: consolidation_sentence(st, F['cons_side'][i], F['cons_zone'][i]),
