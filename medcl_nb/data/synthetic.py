@@ -13,7 +13,8 @@ __all__ = ['PATHOLOGIES', 'LABELS', 'CHEXPERT_COLUMNS', 'SEXES', 'VIEWS', 'SCANN
            'clear_lungs_sentence', 'normal_impression', 'pneumonia_impression', 'report_mentions', 'mention_labels',
            'tokenize', 'detokenize', 'findings_sentences', 'assemble_report', 'ToyCXR', 'lv_half_width', 'lv_geometry',
            'ToyEcho', 'png_filter', 'png_bytes', 'avi_bytes', 'write_echo', 'severity_course', 'ToyEHR',
-           'write_timeseries', 'write_cxr', 'samples_readme', 'write_samples', 'show_samples', 'medcl_samples_cli']
+           'write_timeseries', 'write_cxr', 'folder_sizes', 'samples_readme', 'write_samples', 'show_samples',
+           'medcl_samples_cli']
 
 # %% ../../nbs/00_data.synthetic.ipynb #b2f9ea16
 import argparse, gzip, hashlib, io, json, os, shutil, struct, sys, tempfile, zlib
@@ -815,8 +816,23 @@ def write_cxr(df:pd.DataFrame, images:np.ndarray, out)->Path:
     return out
 
 # %% ../../nbs/00_data.synthetic.ipynb #eb21fa41
-def samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries)->str:
-    "The README.md written into data_samples/ (part of the deterministic output)"
+def folder_sizes(out)->dict:
+    "Bytes of the files under each part of a data_samples folder (the parts the README lists)"
+    out, sizes = Path(out), {}
+    for part in ['cxr/files', 'cxr/reports', 'cxr/radgraph.json', 'cxr/boxes.csv', 'cxr', 'echonet', 'timeseries']:
+        p = out/part
+        files = [p] if p.is_file() else sorted(f for f in p.rglob('*') if f.is_file()) if p.exists() else []
+        if files: sizes[part] = sum(f.stat().st_size for f in files)
+    return sizes
+
+def samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, sizes:dict|None=None)->str:
+    "The README.md written into data_samples/ (part of the deterministic output); `sizes` from `folder_sizes`"
+    mb = lambda b: f'{b/1e6:.2f} MB'
+    total = sum(v for k, v in (sizes or {}).items() if '/' not in k)
+    parts = lambda top: ', '.join(f'`{k}` {mb(v)}' for k, v in sizes.items() if k.startswith(top + '/'))
+    size_lines = ('\n## Sizes\n' + f'{mb(total)} in all: ' + ', '.join(f'`{k}` {mb(v)}' + (f' ({parts(k)})' if parts(k) else '')
+                                                                  for k, v in sizes.items() if '/' not in k) + '.\n'
+                  if sizes else '')
     return f"""# data_samples
 
 Written by the simulators of `medcl_nb.data.synthetic` (notebook `nbs/00_data.synthetic.ipynb`). Do not edit by hand;
@@ -855,7 +871,7 @@ serves both; what real data lacks is in side files.
 - `triplets.csv.gz`: patient_id, time (hours from the admission, negative before it), variable, value.
 - `events.csv`: patient_id, event, event_time, discharge_time (hours), los_days, mortality, readmission_30d, age, sex,
   and the latent `risk` that drives both the dynamics and the outcomes.
-"""
+{size_lines}"""
 
 # %% ../../nbs/00_data.synthetic.ipynb #42a15e42
 MARKER = '.medcl_samples'
@@ -876,7 +892,7 @@ def write_samples(out='data_samples', seed:int=0, n_patients:int=600, size:int=6
         write_cxr(df, images, tmp/'cxr')
         if n_echo: write_echo(ToyEcho(size=echo_size, seed=seed).sample(n_echo), tmp/'echonet')
         if n_timeseries: write_timeseries(*ToyEHR(seed=seed).sample(n_timeseries), tmp/'timeseries')
-        (tmp/'README.md').write_text(samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries))
+        (tmp/'README.md').write_text(samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, folder_sizes(tmp)))
         (tmp/MARKER).write_text(f'written by medcl_samples --seed {seed}\n')
         old = out.with_name(tmp.name.replace('.tmp-', '.old-'))
         if out.exists(): out.rename(old)
