@@ -21,8 +21,8 @@ from .callbacks import TwoViewsCallback, AlignUniformMonitor, KNNMonitor, gpu_sp
 from .augment import medical_aug
 
 # %% auto #0
-__all__ = ['SimCLRModel', 'check_state_dict', 'ContrastiveLearner', 'check_contrastive_dls', 'knn_monitor_cb', 'build_encoder',
-           'simclr_learner']
+__all__ = ['SimCLRModel', 'check_state_dict', 'ContrastiveLearner', 'check_contrastive_dls', 'fixed_order', 'knn_monitor_cb',
+           'build_encoder', 'simclr_learner']
 
 # %% ../nbs/07_simclr.ipynb #352f7a27
 class SimCLRModel(nn.Module):
@@ -77,11 +77,17 @@ def check_contrastive_dls(dls)->tuple[int, int]:
     if len(x) < 2: raise ValueError(f"dls: batch size (bs) must be >= 2 for a contrastive loss (negatives), got {len(x)}")
     return x.shape[1], x.shape[-1]
 
+def fixed_order(dl):
+    "`dl` without shuffling or dropping the last batch (fastai DataLoaders), so every item is seen once, in order."
+    return dl.new(shuffle=False, drop_last=False) if hasattr(dl, 'new') else dl
+
 def knn_monitor_cb(knn_dls, **kwargs)->KNNMonitor|None:
     "A KNNMonitor from labeled DataLoaders (train = bank, valid = queries) or a (bank_dl, query_dl) pair; None passes."
     if knn_dls is None: return None
     bank, query = (knn_dls.train, knn_dls.valid) if isinstance(knn_dls, DataLoaders) else knn_dls
-    return KNNMonitor(bank, query, **kwargs)
+    # a training DataLoader shuffles and drops its last partial batch: the bank would be a different random
+    # subset at every epoch (and for the random-init baseline), adding noise to the comparison; use all of it, in order
+    return KNNMonitor(fixed_order(bank), fixed_order(query), **kwargs)
 
 def build_encoder(arch, in_chans, img_size, pretrained=False, norm='batch'):
     "`encoder(arch, ...)` with the image size passed on to the ViTs."
