@@ -94,7 +94,7 @@ def imagenet_baseline(arch, weights=None, device=None):
     return enc.to(device or default_device()).eval(), f"ImageNet weights for {arch}" + (f" from {weights}" if weights else " from the torch hub cache")
 
 # %% ../nbs/09b_experiment.ipynb #4b0ca272
-def pretrain(df, method='moco', arch='resnet18', epochs=5, bs=64, lr=1e-3, size=64, device=None, seed=0, progress=True,
+def pretrain(df, method='moco', arch='resnet18', epochs=2, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
              path=None, extra_aug=(), **kwargs):
     "Contrastive pretraining on the *training* images of `df` (labels unused; validation images give the validation loss)."
     from medcl_nb.data.blocks import contrastive_dls
@@ -169,9 +169,9 @@ def format_table(summary, metrics):
     return '\n'.join(lines)
 
 # %% ../nbs/09b_experiment.ipynb #ed1f2736
-def run_experiment(data='data_samples', method='moco', epochs=8, fractions=DEFAULT_FRACTIONS, draws=5, out='experiment_out',
-                   device=None, arch='resnet18', size=64, bs=64, lr=1e-3, boot=1000, seed=0, labels=None, few_shot_k=(1, 5, 10),
-                   fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=1024, momentum=0.99, temperature=None,
+def run_experiment(data='data_samples', method='moco', epochs=2, fractions=DEFAULT_FRACTIONS, draws=5, out='experiment_out',
+                   device=None, arch='resnet18', size=64, bs=32, lr=1e-3, boot=1000, seed=0, labels=None, few_shot_k=(1, 5, 10),
+                   fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256, momentum=0.99, temperature=None,
                    extra_aug=(), progress=True):
     "Pretrain, evaluate against random init (and ImageNet if on disk), write `report.json` and plots in `out`; returns the report."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
@@ -288,7 +288,7 @@ def experiment_parser():
                     "linear evaluation at patient-level label fractions with paired patient-bootstrap CIs.")
     p.add_argument('--data', default='data_samples', help="data_samples/, a MIMIC-CXR-JPG folder or a CheXpert folder")
     p.add_argument('--method', choices=('moco', 'simclr'), default='moco', help="contrastive pretraining method")
-    p.add_argument('--epochs', type=_count(1), default=8, help="pretraining epochs")
+    p.add_argument('--epochs', type=_count(1), default=2, help="pretraining epochs")
     p.add_argument('--fractions', type=_fraction, nargs='+', default=list(DEFAULT_FRACTIONS),
                    help="label fractions of the training patients, each in (0, 1]")
     p.add_argument('--paper-fractions', action='store_true', help=f"use MoCo-CXR's fractions {PAPER_FRACTIONS} instead")
@@ -298,9 +298,9 @@ def experiment_parser():
     p.add_argument('--device', default=None, help="torch device (cpu, cuda, cuda:1, mps); default: the GPU if there is one")
     p.add_argument('--arch', default='resnet18', help="encoder architecture (medcl_nb.models.encoder)")
     p.add_argument('--size', type=_count(16), default=64, help="image size in pixels")
-    p.add_argument('--bs', type=_count(2), default=64, help="pretraining batch size")
+    p.add_argument('--bs', type=_count(2), default=32, help="pretraining batch size")
     p.add_argument('--lr', type=float, default=1e-3, help="pretraining learning rate (one-cycle maximum)")
-    p.add_argument('--queue-size', type=_count(1), default=1024, help="MoCo queue length K (below the number of training images)")
+    p.add_argument('--queue-size', type=_count(1), default=256, help="MoCo queue length K (below the number of training images)")
     p.add_argument('--momentum', type=float, default=0.99, help="MoCo key-encoder momentum m (0.999 needs far more steps)")
     p.add_argument('--temperature', type=float, default=None, help="InfoNCE temperature (default: 0.2 MoCo, 0.1 SimCLR)")
     p.add_argument('--extra-aug', nargs='*', default=[], choices=('random_resized_crop', 'gaussian_blur', 'brightness_contrast', 'elastic'),

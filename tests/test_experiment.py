@@ -83,3 +83,35 @@ def test_tiny_run_writes_report_and_plots(tmp_path):
     assert all(0 <= m['auc'] <= 1 for m in metrics)
     assert {m['draw'] for m in metrics if m['fraction'] == 0.2} == {0, 1}
     assert report['dataset']['train']['patients'] + report['dataset']['valid']['patients'] + report['dataset']['test']['patients'] <= 150
+
+def test_cli_defaults_match_the_function_defaults(monkeypatch):
+    "`medcl_experiment` with no options runs the same recipe as `run_experiment()` and `pretrain()` called with no options."
+    import inspect
+    from medcl_nb.experiment import parse_experiment_args, run_experiment, pretrain
+    monkeypatch.chdir(ROOT)
+    a = parse_experiment_args([])
+    run_d = {k: v.default for k, v in inspect.signature(run_experiment).parameters.items()}
+    pre_d = {k: v.default for k, v in inspect.signature(pretrain).parameters.items()}
+    for k in ('method', 'epochs', 'arch', 'size', 'bs', 'lr', 'boot', 'draws', 'queue_size', 'momentum', 'temperature', 'seed'):
+        assert getattr(a, k) == run_d[k], (k, getattr(a, k), run_d[k])
+    assert list(a.fractions) == list(run_d['fractions'])
+    for k in ('method', 'arch', 'epochs', 'bs', 'lr', 'size', 'seed'): assert pre_d[k] == run_d[k], (k, pre_d[k], run_d[k])
+    # data_samples has ~1,400 training images: a longer queue would hold each image's own old keys as negatives
+    assert a.queue_size < 1000
+
+class _Stop(Exception): pass
+
+@pytest.mark.parametrize('bs', [16, 48])
+def test_pretrain_passes_batch_size_and_size_to_the_dataloaders(bs, monkeypatch):
+    "`pretrain(bs=...)` reaches `contrastive_dls` (a wrong default or a dropped argument would silently change the recipe)."
+    import pandas as pd
+    import medcl_nb.data.blocks as blocks
+    from medcl_nb.experiment import pretrain
+    seen = {}
+    def fake(df, **kw): seen.update(kw, n=len(df)); raise _Stop
+    monkeypatch.setattr(blocks, 'contrastive_dls', fake)
+    df = pd.DataFrame(dict(path=['a', 'b', 'c', 'd'], patient_id=[1, 2, 3, 4], split=['train', 'train', 'valid', 'test']))
+    with pytest.raises(_Stop): pretrain(df, bs=bs, size=48, progress=False)
+    assert seen['bs'] == bs and seen['size'] == 48 and seen['n'] == 3      # the test image is never seen by pretraining
+    tr, va = seen['splits']
+    assert set(tr.split) == {'train'} and set(va.split) == {'valid'}
