@@ -115,7 +115,7 @@ def pretrain(df, method='moco', arch='resnet18', epochs=2, bs=32, lr=1e-3, size=
     return learn.encoder.eval(), history
 
 # %% ../nbs/09b_experiment.ipynb #215a45ff
-DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 1.0)      # data_samples: ~280 training patients (see the tutorial)
+DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 1.0)      # data_samples: 427 training patients (see the tutorial)
 PAPER_FRACTIONS = (0.001, 0.01, 0.1, 0.5, 1.0)         # MoCo-CXR's, for CheXpert-sized datasets
 
 def _versions():
