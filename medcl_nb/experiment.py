@@ -339,7 +339,7 @@ def parse_experiment_args(argv=None):
     return a
 
 def medcl_experiment_cli(argv=None):
-    "Console entry point `medcl_experiment`."
+    "Console entry point `medcl_experiment`; returns None (exit status 0): use `run_experiment` for the report itself."
     a = parse_experiment_args(argv)
     import matplotlib; matplotlib.use('Agg')
     try:
@@ -354,4 +354,3 @@ def medcl_experiment_cli(argv=None):
     for n in report['notes']: print('note:', n[:300])
     print(f"report: {Path(a.out)/'report.json'}; plots: label_efficiency.png, per_label_auc.png, subgroups.png "
           f"({report['times']['total_s']:.0f} s)")
-    return report

@@ -10,10 +10,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _cmd():
     "The installed console script, or the same entry point through the interpreter (package not installed)."
-    exe = shutil.which('medcl_experiment')
+    beside = Path(sys.executable).parent/'medcl_experiment'          # the venv's script, activated or not
+    exe = str(beside) if beside.exists() else shutil.which('medcl_experiment')
     if exe: return [exe]
+    # what the generated script does, sys.exit included: a CLI that returns a value would exit 1 here too
     return [sys.executable, '-c', "import sys; sys.argv[0] = 'medcl_experiment'; "
-            "from medcl_nb.experiment import medcl_experiment_cli; medcl_experiment_cli()"]
+            "from medcl_nb.experiment import medcl_experiment_cli; sys.exit(medcl_experiment_cli())"]
 
 def run(*args, timeout=600):
     return subprocess.run(_cmd() + list(args), cwd=ROOT, capture_output=True, text=True, timeout=timeout,

@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT/'data_samples'
 
 def run(*args, cwd=None):
-    code = 'import sys; from medcl_nb.data.synthetic import medcl_samples_cli; sys.argv[0] = "medcl_samples"; medcl_samples_cli()'
+    code = 'import sys; from medcl_nb.data.synthetic import medcl_samples_cli; sys.argv[0] = "medcl_samples"; sys.exit(medcl_samples_cli())'
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, cwd=cwd or ROOT)
 
 def hashes(folder):
