@@ -13,9 +13,9 @@ from fastai.torch_core import TensorImage
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['DISCOURAGED', 'affine_theta', 'apply_affine', 'RandomAffine', 'BatchAug', 'medical_aug', 'RandomResizedCrop',
-           'gaussian_blur', 'GaussianBlur', 'BrightnessContrast', 'ElasticDistort', 'ablation_aug', 'TwoViews',
-           'show_two_views']
+__all__ = ['DISCOURAGED', 'affine_theta', 'apply_affine', 'RandomAffine', 'acquisition_jitter', 'AcquisitionJitter', 'BatchAug',
+           'medical_aug', 'RandomResizedCrop', 'gaussian_blur', 'GaussianBlur', 'BrightnessContrast', 'ElasticDistort',
+           'ablation_aug', 'TwoViews', 'show_two_views']
 
 # %% ../nbs/03_augment.ipynb #572bbe8d
 def affine_theta(angle:Tensor, # (B,) degrees, counter-clockwise as displayed
@@ -95,6 +95,50 @@ class RandomAffine(Transform):
         theta = affine_theta(**self.draw(x.shape[0], x.device), size=x.shape[-2:])
         return apply_affine(x, theta, self.mode, self.padding_mode)
 
+# %% ../nbs/03_augment.ipynb #af48b871
+def acquisition_jitter(x:Tensor, # (B, C, H, W) in [0, 1]
+                       log_gamma:Tensor, # (B,) log of the gamma exponent
+                       gain:Tensor, # (B,) multiplicative exposure
+                       offset:Tensor, # (B,) additive offset
+                       sigma:Tensor, # (B,) noise standard deviation
+                       noise:Tensor|None=None, # (B, C, H, W) standard normal; None: no noise
+                      ) -> Tensor:
+    "clip(gain * x**exp(log_gamma) + offset + sigma * noise, 0, 1) with one set of parameters per sample."
+    e = lambda v: v.to(x.dtype)[:, None, None, None]             # (B,) -> (B, 1, 1, 1)
+    y = e(gain) * x.clamp(0, 1).pow(e(log_gamma).exp()) + e(offset)
+    if noise is not None: y = y + e(sigma) * noise
+    return y.clamp(0, 1)
+
+class AcquisitionJitter(Transform):
+    "Per-sample gamma, exposure (gain, offset) and noise, as a different acquisition of the same film; on the batch's device."
+    order = 30                                                   # after the geometry (20)
+    def __init__(self,
+                 gamma:float=0.3, # log(gamma) ~ U(-gamma, gamma)
+                 gain:float=0.25, # g ~ U(1 - gain, 1 + gain), gain in [0, 1)
+                 offset:float=0.1, # o ~ U(-offset, offset)
+                 noise:float=0.03, # sigma ~ U(0, noise)
+                 p:float=1.0, # probability of jittering a sample
+                 generator:torch.Generator|None=None, split_idx:int|None=None):
+        _check_range('gamma', gamma, 0, 2); _check_range('gain', gain, 0, 1, hi_open=True)
+        _check_range('offset', offset, 0, 1); _check_range('noise', noise, 0, 1); _check_range('p', p, 0, 1)
+        super().__init__(split_idx=split_idx)
+        self.gamma, self.gain, self.offset, self.noise, self.p, self.generator = gamma, gain, offset, noise, p, generator
+
+    def draw(self, n:int, device) -> dict:
+        "Random parameters for `n` samples, on `device` (the identity for samples not drawn with probability p)."
+        g = self.generator
+        keep = (_rand(n, 0, 1, g, device) < self.p).float()
+        return dict(log_gamma=keep * _rand(n, -self.gamma, self.gamma, g, device),
+                    gain=1 + keep * _rand(n, -self.gain, self.gain, g, device),
+                    offset=keep * _rand(n, -self.offset, self.offset, g, device),
+                    sigma=keep * _rand(n, 0, self.noise, g, device))
+
+    def encodes(self, x:TensorImage):
+        _check_batch(x)
+        gdev = self.generator.device if self.generator is not None else x.device
+        noise = torch.randn(x.shape, generator=self.generator, device=gdev).to(x.device, x.dtype)
+        return acquisition_jitter(x, **self.draw(x.shape[0], x.device), noise=noise)
+
 # %% ../nbs/03_augment.ipynb #fd6bb8af
 class BatchAug:
     "Apply batch transforms in order to a float batch (B, C, H, W) on its own device; returns the input's type."
@@ -110,10 +154,12 @@ def medical_aug(max_rotate:float=10., # degrees
                 max_translate:float=0.1, # fraction of the size
                 scale:tuple=(0.9, 1.1), # zoom range
                 p_flip:float=0.5, # probability of a left-right mirror
+                acquisition:bool=False, # also `AcquisitionJitter()` (exposure, gamma, noise): see above
                 generator:torch.Generator|None=None, # for reproducible draws
                ) -> BatchAug:
-    "The augmentations the synthesis keeps for radiographs: rotation, translation, scaling, horizontal flip."
-    return BatchAug([RandomAffine(max_rotate, max_translate, scale, p_flip, generator=generator)])
+    "The augmentations the synthesis keeps for radiographs (rotation, translation, scaling, flip), optionally acquisition jitter."
+    tfms = [RandomAffine(max_rotate, max_translate, scale, p_flip, generator=generator)]
+    return BatchAug(tfms + ([AcquisitionJitter(generator=generator)] if acquisition else []))
 
 # %% ../nbs/03_augment.ipynb #b23b48aa
 class RandomResizedCrop(Transform):

@@ -54,8 +54,8 @@ class TwoViewsCallback(Callback):
         if len(self.xb) == 1:                                 # one image batch: make the views; two given: keep them
             x = self.xb[0]
             views = self.aug1(x), (self.aug2 or self.aug1)(x)
-            if hasattr(self.learn, 'channels_last'):          # ChannelsLast is on: feed the views in its layout
-                views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+            if hasattr(self.learn, 'channels_last'):          # ChannelsLast is on: feed image views in its layout
+                views = tuple(v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for v in views)
             self.learn.xb = views
         bs = len(self.xb[0])
         if not self.yb and (self.training or bs > 1):

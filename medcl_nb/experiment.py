@@ -94,8 +94,8 @@ def imagenet_baseline(arch, weights=None, device=None):
     return enc.to(device or default_device()).eval(), f"ImageNet weights for {arch}" + (f" from {weights}" if weights else " from the torch hub cache")
 
 # %% ../nbs/09b_experiment.ipynb #4b0ca272
-def pretrain(df, method='moco', arch='resnet18', epochs=2, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
-             path=None, extra_aug=(), **kwargs):
+def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
+             path=None, extra_aug=(), acquisition_aug=True, **kwargs):
     "Contrastive pretraining on the *training* images of `df` (labels unused; validation images give the validation loss)."
     from medcl_nb.data.blocks import contrastive_dls
     from medcl_nb.learner import moco_learner, simclr_learner
@@ -103,7 +103,9 @@ def pretrain(df, method='moco', arch='resnet18', epochs=2, bs=32, lr=1e-3, size=
     import tempfile
     set_seed(seed)
     train, valid = df[df.split == 'train'], df[df.split == 'valid']
-    aug = ablation_aug(*extra_aug) if extra_aug else medical_aug()     # extra: names from medcl_nb.augment.DISCOURAGED
+    # the medical augmentations, acquisition jitter (notebook 03: it removes the exposure shortcut), and for ablations
+    # extra transforms named in medcl_nb.augment.DISCOURAGED
+    aug = ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else medical_aug(acquisition=acquisition_aug)
     dls = contrastive_dls(pd.concat([train, valid]), size=size, bs=bs, aug=aug, splits=(train, valid), device=device)
     make = moco_learner if method == 'moco' else simclr_learner
     learn = make(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
@@ -169,10 +171,10 @@ def format_table(summary, metrics):
     return '\n'.join(lines)
 
 # %% ../nbs/09b_experiment.ipynb #ed1f2736
-def run_experiment(data='data_samples', method='moco', epochs=2, fractions=DEFAULT_FRACTIONS, draws=5, out='experiment_out',
+def run_experiment(data='data_samples', method='moco', epochs=12, fractions=DEFAULT_FRACTIONS, draws=5, out='experiment_out',
                    device=None, arch='resnet18', size=64, bs=32, lr=1e-3, boot=1000, seed=0, labels=None, few_shot_k=(1, 5, 10),
-                   fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256, momentum=0.99, temperature=None,
-                   extra_aug=(), progress=True):
+                   fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256, momentum=0.99, temperature=0.1,
+                   extra_aug=(), acquisition_aug=True, progress=True):
     "Pretrain, evaluate against random init (and ImageNet if on disk), write `report.json` and plots in `out`; returns the report."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
     device = torch.device(device) if device else default_device()
@@ -180,7 +182,7 @@ def run_experiment(data='data_samples', method='moco', epochs=2, fractions=DEFAU
     config = dict(data=str(data), method=method, epochs=epochs, fractions=list(fractions), draws=draws, out=str(out), device=str(device),
                   arch=arch, size=size, bs=bs, lr=lr, boot=boot, seed=seed, labels=labels, few_shot_k=list(few_shot_k),
                   fine_tune_epochs=fine_tune_epochs, imagenet_weights=imagenet_weights, max_patients=max_patients,
-                  extra_aug=list(extra_aug), **_learner_kwargs(method, queue_size, momentum, temperature))
+                  extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, **_learner_kwargs(method, queue_size, momentum, temperature))
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -197,6 +199,7 @@ def run_experiment(data='data_samples', method='moco', epochs=2, fractions=DEFAU
 
         t = time.time()
         pre, history = pretrain(df, method, arch, epochs, bs, lr, size, device, seed, progress, extra_aug=extra_aug,
+                                acquisition_aug=acquisition_aug,
                                 **_learner_kwargs(method, queue_size, momentum, temperature))
         times['pretrain_s'] = time.time() - t
         encoders = {method: pre}
@@ -288,7 +291,7 @@ def experiment_parser():
                     "linear evaluation at patient-level label fractions with paired patient-bootstrap CIs.")
     p.add_argument('--data', default='data_samples', help="data_samples/, a MIMIC-CXR-JPG folder or a CheXpert folder")
     p.add_argument('--method', choices=('moco', 'simclr'), default='moco', help="contrastive pretraining method")
-    p.add_argument('--epochs', type=_count(1), default=2, help="pretraining epochs")
+    p.add_argument('--epochs', type=_count(1), default=12, help="pretraining epochs")
     p.add_argument('--fractions', type=_fraction, nargs='+', default=list(DEFAULT_FRACTIONS),
                    help="label fractions of the training patients, each in (0, 1]")
     p.add_argument('--paper-fractions', action='store_true', help=f"use MoCo-CXR's fractions {PAPER_FRACTIONS} instead")
@@ -302,9 +305,11 @@ def experiment_parser():
     p.add_argument('--lr', type=float, default=1e-3, help="pretraining learning rate (one-cycle maximum)")
     p.add_argument('--queue-size', type=_count(1), default=256, help="MoCo queue length K (below the number of training images)")
     p.add_argument('--momentum', type=float, default=0.99, help="MoCo key-encoder momentum m (0.999 needs far more steps)")
-    p.add_argument('--temperature', type=float, default=None, help="InfoNCE temperature (default: 0.2 MoCo, 0.1 SimCLR)")
+    p.add_argument('--temperature', type=float, default=0.1, help="InfoNCE temperature tau")
     p.add_argument('--extra-aug', nargs='*', default=[], choices=('random_resized_crop', 'gaussian_blur', 'brightness_contrast', 'elastic'),
                    help="augmentations the synthesis discourages, added to the medical ones (ablations)")
+    p.add_argument('--no-acquisition-aug', action='store_true',
+                   help="pretrain without acquisition jitter (exposure, gamma, noise): the ablation that shows the exposure shortcut")
     p.add_argument('--few-shot', type=_count(1), nargs='*', default=[1, 5, 10], help="k patients per class for few-shot; none to skip")
     p.add_argument('--fine-tune', type=_count(0), default=0, metavar='EPOCHS', help="also fine-tune end to end for EPOCHS (0: skip)")
     p.add_argument('--imagenet-weights', default=None, help="state dict of ImageNet weights for --arch (else the torch hub cache; never downloaded)")
@@ -347,7 +352,8 @@ def medcl_experiment_cli(argv=None):
                                 device=a.device, arch=a.arch, size=a.size, bs=a.bs, lr=a.lr, boot=a.boot, seed=a.seed, labels=a.labels,
                                 few_shot_k=a.few_shot, fine_tune_epochs=a.fine_tune, imagenet_weights=a.imagenet_weights,
                                 max_patients=a.max_patients, queue_size=a.queue_size, momentum=a.momentum,
-                                temperature=a.temperature, extra_aug=a.extra_aug, progress=not a.no_progress)
+                                temperature=a.temperature, extra_aug=a.extra_aug,
+                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
     print('\n' + report['table'])

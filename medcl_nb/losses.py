@@ -123,7 +123,7 @@ def reference_info_nce(q, k, temperature=0.07, queue=None):
     for i in range(len(q)):
         positive = torch.exp(q[i] @ k[i] / temperature)
         if queue is None:                                    # the other rows' keys
-            negative_sum = (torch.exp(k @ q[i] / temperature) * (torch.arange(len(k)) != i)).sum()
+            negative_sum = (torch.exp(k @ q[i] / temperature) * (torch.arange(len(k), device=k.device) != i)).sum()
         else:                                                # the queue only
             negative_sum = torch.exp(queue @ q[i] / temperature).sum()
         losses.append(-torch.log(positive / (positive + negative_sum)))
@@ -182,7 +182,7 @@ def reference_nt_xent(z1, z2, temperature=0.1):
     losses = []
     for i in range(2 * n):
         positive = i + n if i < n else i - n
-        not_self = torch.arange(2 * n) != i                    # every view but the anchor itself
+        not_self = torch.arange(2 * n, device=z.device) != i                    # every view but the anchor itself
         denominator = (torch.exp(z @ z[i] / temperature) * not_self).sum()
         losses.append(-torch.log(torch.exp(z[i] @ z[positive] / temperature) / denominator))
     return torch.stack(losses).mean()
@@ -235,7 +235,7 @@ def reference_sup_con(features, labels=None, temperature=0.07):
     n, v, _ = features.shape
     z = features.transpose(0, 1).reshape(n * v, -1)             # view-major, as in SupContrast
     z = z / z.norm(dim=1, keepdim=True)
-    labels = torch.arange(n) if labels is None else labels
+    labels = torch.arange(n, device=z.device) if labels is None else labels
     anchor_labels = labels.repeat(v)
     losses = []
     for i in range(n * v):
@@ -345,7 +345,7 @@ def reference_local_alignment(z, z_attended, weights=None, mask=None):
     per_sample = []
     for b in range(len(z)):
         valid = [i for i in range(z.shape[1]) if mask is None or mask[b, i]]
-        w = torch.ones(len(valid), dtype=z.dtype) if weights is None else weights[b, valid].detach()
+        w = torch.ones(len(valid), dtype=z.dtype, device=z.device) if weights is None else weights[b, valid].detach()
         w = w / w.sum()
         total = 0.
         for w_i, i in zip(w, valid):

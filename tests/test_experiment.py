@@ -117,3 +117,29 @@ def test_pretrain_passes_batch_size_and_size_to_the_dataloaders(bs, monkeypatch)
     assert seen['bs'] == bs and seen['size'] == 48 and seen['n'] == 3      # the test image is never seen by pretraining
     tr, va = seen['splits']
     assert set(tr.split) == {'train'} and set(va.split) == {'valid'}
+
+@pytest.mark.parametrize('acquisition, extra', [(True, ()), (False, ()), (True, ('gaussian_blur',))])
+def test_pretrain_uses_acquisition_jitter_unless_told_not_to(acquisition, extra, monkeypatch):
+    "The default recipe pretrains with AcquisitionJitter (the fix for the exposure shortcut); `acquisition_aug=False` drops it."
+    import pandas as pd
+    import medcl_nb.data.blocks as blocks
+    from medcl_nb.experiment import pretrain
+    seen = {}
+    def fake(df, **kw): seen.update(kw); raise _Stop
+    monkeypatch.setattr(blocks, 'contrastive_dls', fake)
+    df = pd.DataFrame(dict(path=['a', 'b', 'c'], patient_id=[1, 2, 3], split=['train', 'train', 'valid']))
+    with pytest.raises(_Stop): pretrain(df, progress=False, acquisition_aug=acquisition, extra_aug=extra)
+    names = [type(t).__name__ for t in seen['aug'].tfms]
+    assert names[0] == 'RandomAffine' and ('AcquisitionJitter' in names) == acquisition
+    assert ('GaussianBlur' in names) == bool(extra)
+
+def test_cli_no_acquisition_aug_reaches_run_experiment(monkeypatch):
+    "`--no-acquisition-aug` turns the jitter off in the run; without it the run uses it (and records it in the config)."
+    import medcl_nb.experiment as ex
+    seen = []
+    def fake(**kw): seen.append(kw['acquisition_aug']); raise FileNotFoundError('stop here')
+    monkeypatch.setattr(ex, 'run_experiment', fake)
+    monkeypatch.chdir(ROOT)
+    for argv in ([], ['--no-acquisition-aug']):
+        with pytest.raises(SystemExit): ex.medcl_experiment_cli(argv)
+    assert seen == [True, False]
