@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip('nbgrader')          # a dev extra: `pip install -e ".[dev]"`
 from pathlib import Path
-from medcl_nb.grading import GradedRun, assignment_notebooks, graded_cells, release_assignments, _read
+from medcl_nb.grading import GradedRun, assignment_notebooks, graded_cells, release_assignments, medcl_assignments_cli, _read
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT/'nbs'/'assignments'
@@ -34,6 +34,14 @@ def test_points_match_the_announced_total(stem):
     cells = graded_cells(nb)
     assert cells.points.sum() == announced == sum(table), (stem, cells.points.sum(), announced, table)
     assert sorted(cells[cells.points > 0].points.tolist()) == sorted(table), (stem, cells.points.tolist(), table)
+
+def test_the_command_writes_the_student_versions(tmp_path, capsys):
+    "medcl_assignments (medcl_nb.grading:medcl_assignments_cli), as a teacher runs it from the clone."
+    assert medcl_assignments_cli(['--out', str(tmp_path)]) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob('*.ipynb')) == [f'{s}/{s}.ipynb' for s in STEMS]
+    assert capsys.readouterr().out.count('wrote ') == len(STEMS)
+    with pytest.raises(SystemExit) as e: medcl_assignments_cli(['--help'])
+    assert e.value.code == 0 and '--check' in capsys.readouterr().out
 
 @pytest.fixture(scope='module')
 def released(tmp_path_factory):
