@@ -16,13 +16,12 @@ from .models import ProjectionHead, num_features
 from .losses import convirt_loss, FastaiLoss
 from .callbacks import gpu_speedups
 from .augment import medical_aug, BatchAug
-from .simclr import ContrastiveLearner, check_contrastive_dls, build_encoder
+from .simclr import ContrastiveLearner, check_contrastive_dls, build_encoder, TorchAdam
 from fastcore.basics import first
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from fastai.optimizer import Adam
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import set_seed
@@ -279,12 +278,16 @@ class IGCLModel(nn.Module):
     def forward(self, x, graph): return self.image_head(self.encoder(x)), self.graph_encoder(graph), self.scale()
 
 class ClampLogitScale(Callback):
-    "After each optimizer step, put the logit scale parameter back into [0, max_logit_scale] (CLIP's clamp)."
+    "Keep the logit scale out of weight decay and in [0, max_logit_scale] after each step (CLIP's clamp); record exp(s) per epoch."
     order = 20
+    def before_fit(self):
+        self.values = []
+        if self.learn.opt is not None: self.learn.opt.state[self.learn.model.logit_scale]['do_wd'] = False   # as CLIP: no decay on s
     def after_step(self):
         m = self.learn.model
         if getattr(m, 'max_logit_scale', None) is not None:
             with torch.no_grad(): m.logit_scale.clamp_(0, m.max_logit_scale)
+    def after_epoch(self): self.values.append(float(self.learn.model.scale().detach().exp()))
 
 # %% ../nbs/12_graph.ipynb #9bcb8b6a
 def one_image_per_study(df:pd.DataFrame)->pd.DataFrame:
@@ -397,7 +400,7 @@ def igcl_learner(dls:DataLoaders, # (images, graph, index) batches, e.g. from `i
                  pretrained=False, # ImageNet init for torchvision archs (needs cached weights offline)
                  norm:str='batch', # 'batch' or 'group'
                  cbs=None, # extra callbacks
-                 opt_func=Adam, lr:float=1e-3,
+                 opt_func=TorchAdam, lr:float=1e-3, # the library's default optimizer (notebook 07)
                  amp:bool=True, # on a GPU: bf16 autocast where supported, and channels_last
                  **kwargs)->ContrastiveLearner:
     "A fastai Learner that pretrains `arch` by aligning each image with its report's RadGraph (IGCL); `learn.encoder` is the backbone."
@@ -455,5 +458,5 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
     else:
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     names = list(learn.recorder.metric_names[1:-1])
-    history = [dict(zip(names, map(float, v)), logit_scale=float(learn.model.scale())) for v in learn.recorder.values]
+    history = [dict(zip(names, map(float, v)), logit_scale=s) for v, s in zip(learn.recorder.values, learn.clamp_logit_scale.values)]
     return learn.encoder.eval(), history
