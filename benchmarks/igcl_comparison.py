@@ -5,11 +5,12 @@
     python benchmarks/igcl_comparison.py --out igcl_runs --report      # the tables, from the saved features
 
 Each run pretrains one encoder (method:seed) on the training split of `--data` (the main job's split, labels and
-recipe: 12 epochs, batch 32, 64 px, Adam one-cycle 1e-3, medical_aug with acquisition jitter; MoCo with K 256,
+recipe: 12 epochs, batch 32, 64 px (--size), Adam one-cycle 1e-3, medical_aug with acquisition jitter; MoCo with K 256,
 m 0.99, tau 0.1 as `medcl_experiment`'s defaults; IGCL with `igcl_learner`'s defaults), embeds every image and saves
 the features to OUT/features/<method>_s<seed>.npy, so runs can be added one at a time. `--report` evaluates all saved
 features on the same test patients and label draws: linear probes at label fractions with paired patient-bootstrap
-CIs against the BatchNorm-calibrated random encoder and, for each IGCL run, against MoCo of the same seed; and
+CIs against the BatchNorm-calibrated random encoder and, for each IGCL run, against MoCo of the same seed, for each
+ablation against full IGCL of the same seed; and
 few-shot prototype classifiers (k patients per class). The methods:
 
     moco                 medcl_nb.experiment.pretrain(method='moco')
@@ -35,7 +36,7 @@ class WordVocab:
     def __call__(self, text): return [self.ids.get(w, 1) for w in text.lower().split()]
     def __len__(self): return len(self.ids) + 2
 
-def prepare(data, seed=0, max_patients=None):
+def prepare(data, seed=0, max_patients=None, size=64):
     "The main job's data: the dataset, its completed split, the labels, and the images at 64 px."
     from medcl_nb.experiment import find_dataset, prepare_splits, choose_labels, subsample_patients
     from medcl_nb.evaluation import load_images
@@ -44,7 +45,7 @@ def prepare(data, seed=0, max_patients=None):
     df, note = prepare_splits(df, seed=seed)
     df = df.reset_index(drop=True)
     labels, dropped = choose_labels(df)
-    return df, labels, load_images(df, 64), f"{source}; {note}"
+    return df, labels, load_images(df, size), f"{source}; {note}"
 
 def tokenizer_for(df, graphs, kind):
     train = df[df.split == 'train']
@@ -57,13 +58,13 @@ def tokenizer_for(df, graphs, kind):
     keys = [k for k in match_graphs(train, graphs) if k is not None]
     return WordVocab([e['tokens'] for k in keys for e in graphs[k]['entities'].values()]), 'word vocabulary of the training entities'
 
-def run_one(method, seed, df, images, out, device, epochs, tokenizer_kind):
+def run_one(method, seed, df, images, out, device, epochs, tokenizer_kind, size=64):
     from medcl_nb.experiment import pretrain
     from medcl_nb.graph import pretrain_igcl, find_radgraph
     from medcl_nb.evaluation import extract_features
     from medcl_nb.data.readers import read_radgraph
     t, cpu = time.time(), time.process_time()
-    common = dict(arch='resnet18', epochs=epochs, bs=32, lr=1e-3, size=64, device=device, seed=seed, progress=False)
+    common = dict(arch='resnet18', epochs=epochs, bs=32, lr=1e-3, size=size, device=device, seed=seed, progress=False)
     if method == 'moco':
         enc, history = pretrain(df, 'moco', queue_size=256, momentum=0.99, temperature=0.1, acquisition_aug=True, **common)
         note = 'MoCo, K 256, m 0.99, tau 0.1'
@@ -90,15 +91,19 @@ def report(df, labels, images, out, fractions, draws, boot, few_k, device):
     vs_moco = [paired_differences({n: probes[n], f'moco_s{s}': probes[f'moco_s{s}']}, df, f'moco_s{s}', boot, seed=0)
                for n in probes if n.startswith('igcl') for s in [n.rsplit('_s', 1)[1]] if f'moco_s{s}' in probes]
     vs_moco = pd.concat(vs_moco, ignore_index=True) if vs_moco else None
+    vs_igcl = [paired_differences({n: probes[n], f'igcl_s{s}': probes[f'igcl_s{s}']}, df, f'igcl_s{s}', boot, seed=0)
+               for n in probes if n.startswith('igcl-') for s in [n.rsplit('_s', 1)[1]] if f'igcl_s{s}' in probes]
+    vs_igcl = pd.concat(vs_igcl, ignore_index=True) if vs_igcl else None
     fs = pd.concat([few_shot(X, df, labels, k=few_k, draws=draws, seed=0).assign(encoder=n) for n, X in feats.items()], ignore_index=True)
     metrics = pd.concat([p.metrics.assign(encoder=n) for n, p in probes.items()], ignore_index=True)
-    for name, table in (('linear_vs_random', vs_random), ('linear_vs_moco', vs_moco), ('few_shot', fs), ('linear_metrics', metrics)):
+    for name, table in (('linear_vs_random', vs_random), ('linear_vs_moco', vs_moco), ('ablations_vs_igcl', vs_igcl), ('few_shot', fs),
+                        ('linear_metrics', metrics)):
         if table is not None: table.to_csv(out/f'{name}.csv', index=False)
     histories = {f.stem: json.loads(f.read_text()) for f in sorted((out/'features').glob('*.json'))}
-    print_tables(vs_random, vs_moco, fs, histories)
+    print_tables(vs_random, vs_moco, fs, histories, vs_igcl)
     return vs_random, vs_moco, fs
 
-def print_tables(vs_random, vs_moco, fs, histories):
+def print_tables(vs_random, vs_moco, fs, histories, vs_igcl=None):
     mean = lambda t: t[t.label == 'mean']
     print("\nLinear probe, mean AUC over labels; difference to the random encoder [95% paired patient-bootstrap CI]")
     for (enc, f), r in mean(vs_random).set_index(['encoder', 'fraction']).sort_index().iterrows():
@@ -106,6 +111,10 @@ def print_tables(vs_random, vs_moco, fs, histories):
     if vs_moco is not None:
         print("\nIGCL runs against MoCo of the same pretraining seed")
         for (enc, f), r in mean(vs_moco).set_index(['encoder', 'fraction']).sort_index().iterrows():
+            print(f"{enc:>22} {f:>6g}  AUC {r.auc:.3f} vs {r.reference} {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
+    if vs_igcl is not None:
+        print("\nAblations against IGCL (components, padding mask, max pooling) of the same pretraining seed")
+        for (enc, f), r in mean(vs_igcl).set_index(['encoder', 'fraction']).sort_index().iterrows():
             print(f"{enc:>22} {f:>6g}  AUC {r.auc:.3f} vs {r.reference} {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
     print("\nFew-shot prototypes: mean AUC over labels, mean (sd over draws) per k")
     g = fs.groupby(['encoder', 'k', 'draw']).auc.mean().groupby(['encoder', 'k']).agg(['mean', 'std']).unstack('k')
@@ -119,6 +128,7 @@ def main(argv=None):
     p.add_argument('--data', default='data_samples'); p.add_argument('--out', default='igcl_runs')
     p.add_argument('--runs', nargs='*', default=[], help="method:seed, methods: " + ', '.join(METHODS))
     p.add_argument('--report', action='store_true'); p.add_argument('--epochs', type=int, default=12)
+    p.add_argument('--size', type=int, default=64, help="image size in pixels (pretraining and evaluation)")
     p.add_argument('--fractions', type=float, nargs='+', default=[0.01, 0.02, 0.05, 0.1, 0.25, 1.0])
     p.add_argument('--draws', type=int, default=5); p.add_argument('--boot', type=int, default=1000)
     p.add_argument('--few-shot', type=int, nargs='+', default=[1, 5, 10, 50])
@@ -132,13 +142,13 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     warnings.filterwarnings('ignore', category=UserWarning)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    df, labels, images, source = prepare(a.data, max_patients=a.max_patients)
+    df, labels, images, source = prepare(a.data, max_patients=a.max_patients, size=a.size)
     print(f"data: {source}; {len(df)} images, {df.patient_id.nunique()} patients; labels {labels}", flush=True)
     device = torch.device(a.device) if a.device else torch.device('cpu')
     for r in a.runs:
         m, _, s = r.partition(':')
         if (out/'features'/f'{m}_s{s}.npy').exists(): print(f"{r}: features exist, skipped"); continue
-        run_one(m, int(s), df, images, out, device, a.epochs, a.tokenizer)
+        run_one(m, int(s), df, images, out, device, a.epochs, a.tokenizer, a.size)
     if a.report: report(df, labels, images, out, a.fractions, a.draws, a.boot, a.few_shot, device)
 
 if __name__ == '__main__': main()

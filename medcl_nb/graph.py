@@ -15,7 +15,7 @@ from .data.blocks import (CXRImages, CXRDataLoader, resolve_splits, image_graph_
 from .models import ProjectionHead, num_features
 from .losses import convirt_loss, FastaiLoss
 from .callbacks import gpu_speedups
-from .augment import medical_aug, BatchAug
+from .augment import medical_aug, ablation_aug, BatchAug
 from .simclr import ContrastiveLearner, check_contrastive_dls, build_encoder, TorchAdam
 from fastcore.basics import first
 from fastcore.foundation import L
@@ -442,6 +442,7 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                   graphs=None, # {key: graph} from read_radgraph, or a file; None: `find_radgraph(df)`
                   tokenizer=None, # callable text -> ids (or medcl_nb.text's ReportTokenizer); None: trained on the train reports
                   acquisition_aug:bool=True, # the main job's augmentation: medical_aug(acquisition=True)
+                  extra_aug=(), # ablations: extra transforms named in medcl_nb.augment.DISCOURAGED (as experiment.pretrain)
                   path=None, # where fastai writes (default: a temporary folder)
                   **kwargs, # to image_graph_dls (max_tokens, reverse, components, empty) or igcl_learner (hidden, pool, ...)
                  ) -> tuple: # (image encoder in eval mode, [{'train_loss': .., 'valid_loss': ..} per epoch])
@@ -452,7 +453,8 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
     tokenizer = tokenizer if tokenizer is not None else _train_tokenizer(train)
     data_kw = {k: kwargs.pop(k) for k in _DATA_KW if k in kwargs}
     dls = image_graph_dls(pd.concat([train, valid]), graphs, tokenizer, size=size, bs=bs, splits=(train, valid), device=device,
-                          aug=medical_aug(acquisition=acquisition_aug), **data_kw)
+                          aug=ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else medical_aug(acquisition=acquisition_aug),
+                          **data_kw)
     learn = igcl_learner(dls, arch=arch, lr=lr, path=path or tempfile.mkdtemp(), **kwargs)
     if progress: learn.fit_one_cycle(epochs, lr)
     else:

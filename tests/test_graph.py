@@ -6,7 +6,10 @@ from medcl_nb.graph import RGCNConv, GraphEncoder, radgraph_to_tensors, NODE_TYP
 from medcl_nb.data.readers import read_radgraph, short_radgraph_label, RADGRAPH_RELATIONS
 from medcl_nb.data.blocks import collate_graphs
 
-pyg_nn = pytest.importorskip('torch_geometric.nn', reason='torch_geometric is a dev extra: pip install -e ".[dev]"')
+try: import torch_geometric.nn as pyg_nn
+except ImportError: pyg_nn = None
+needs_pyg = pytest.mark.skipif(pyg_nn is None, reason='torch_geometric is a dev extra: pip install -e ".[dev]"')
+ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent/'fixtures'/'radgraph'
 
 
@@ -30,6 +33,7 @@ def _pair(F_in, F_out, R, seed, bias=True):
 @pytest.mark.parametrize('n,e,R,F_in,F_out,seed', [(1, 0, 1, 3, 2, 0), (5, 12, 2, 4, 3, 1), (30, 90, 8, 16, 8, 2),
                                                    (64, 20, 3, 5, 7, 3), (200, 600, 6, 32, 16, 4)])
 @pytest.mark.parametrize('bias', [True, False])
+@needs_pyg
 def test_rgcn_matches_torch_geometric(n, e, R, F_in, F_out, seed, bias):
     ours, theirs = _pair(F_in, F_out, R, seed, bias)
     assert {k: tuple(v.shape) for k, v in ours.named_parameters()} == {k: tuple(v.shape) for k, v in theirs.named_parameters()}
@@ -44,6 +48,7 @@ def test_rgcn_matches_torch_geometric(n, e, R, F_in, F_out, seed, bias):
         torch.testing.assert_close(getattr(ours, name).grad, p.grad, rtol=0, atol=1e-10)
 
 
+@needs_pyg
 def test_rgcn_matches_torch_geometric_on_a_batch_of_radgraph_sized_graphs():
     "64 graphs of 20-60 nodes, 8 relations, float32: the benchmark's setting."
     g = torch.Generator().manual_seed(0)
@@ -82,3 +87,21 @@ def test_empty_report_policy():
     with pytest.raises(ValueError, match='no entities'): radgraph_to_tensors({'entities': {}}, lambda s: [1], empty='raise')
     enc = GraphEncoder(4, token_dim=4, hidden=8, out_dim=4).eval()
     with torch.no_grad(): assert bool(torch.isfinite(enc(collate_graphs([empty, empty]))).all())
+
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr'/'radgraph.json').is_file(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_igcl_is_a_method_of_medcl_experiment(tmp_path):
+    "`--methods ... igcl`: IGCL pretrains through the registry (its own lr, the run's temperature as its initial one) and is probed beside random init."
+    import medcl_nb.experiment as ex
+    assert ex.default_lr('igcl') == 1e-3
+    assert ex.parse_experiment_args(['--data', str(ROOT/'data_samples'), '--methods', 'moco', 'convirt', 'igcl']).methods == ['moco', 'convirt', 'igcl']
+    report = ex.run_experiment(ROOT/'data_samples', methods=['igcl'], epochs=1, size=32, max_patients=80, draws=1, boot=20, fractions=(1.0,),
+                               few_shot_k=(), out=tmp_path, device='cpu', progress=False)
+    assert set(report['encoders']) == {'igcl', 'random'} and report['config']['lrs'] == {'igcl': 1e-3}
+    history = report['pretraining']['methods']['igcl']['history']
+    assert len(history) == 1 and {'train_loss', 'valid_loss', 'logit_scale'} <= set(history[0])
+    assert all(math.isfinite(v) for v in history[0].values())
+    assert 1 < history[0]['logit_scale'] <= 100     # started at 1/0.1 (the run's temperature), clamped at 100
+    mean = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
+    assert {(s['encoder'], s['reference']) for s in mean} == {('igcl', 'random')}
+    assert all(s['lo'] <= s['diff'] <= s['hi'] for s in mean)
