@@ -19,9 +19,9 @@ from .evaluation import (label_efficiency, extract_features, few_shot, fine_tune
 # %% auto #0
 __all__ = ['PRETRAINERS', 'RESERVED_NAMES', 'DEFAULT_FRACTIONS', 'PAPER_FRACTIONS', 'find_dataset', 'prepare_splits',
            'choose_labels', 'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'Pretrained',
-           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'subsample_patients',
-           'dataset_summary', 'format_table', 'format_text_tables', 'run_experiment', 'experiment_parser',
-           'parse_experiment_args', 'medcl_experiment_cli']
+           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'pretrain_igcl_method',
+           'subsample_patients', 'dataset_summary', 'format_table', 'format_text_tables', 'run_experiment',
+           'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
 def find_dataset(path, views=FRONTAL_VIEWS):
@@ -182,6 +182,16 @@ def check_methods(methods) -> list:
     clash = [m for m in methods if m in RESERVED_NAMES]
     if clash: raise ValueError(f"methods: {clash} is a baseline's name in the report; register the method under another name")
     return methods
+
+# %% ../nbs/09b_experiment.ipynb #b3d9f4e6
+def pretrain_igcl_method(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
+                         path=None, extra_aug=(), acquisition_aug=True, **recipe) -> Pretrained:
+    "IGCL (notebook 12): images aligned with their reports' RadGraph graphs; `recipe` goes to `medcl_nb.graph.pretrain_igcl`."
+    from medcl_nb.graph import pretrain_igcl
+    return Pretrained(*pretrain_igcl(df, arch=arch, epochs=epochs, bs=bs, lr=lr, size=size, device=device, seed=seed, progress=progress,
+                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, **recipe))
+
+PRETRAINERS['igcl'] = pretrain_igcl_method
 
 # %% ../nbs/09b_experiment.ipynb #215a45ff
 DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 1.0)      # data_samples: 427 training patients (see the tutorial)
