@@ -14,7 +14,7 @@ from .callbacks import TwoViewsCallback, AlignUniformMonitor, gpu_speedups
 from .augment import medical_aug
 from .simclr import simclr_learner, SimCLRModel, ContrastiveLearner, TorchAdam, check_contrastive_dls
 from .evaluation import retrieval_metrics, retrieval_chance, extract_features, load_images
-from .segmentation import bootstrap_mean, _versions, _jsonable
+from .segmentation import bootstrap_mean, seed_ci, load_seed_reports, _versions, _jsonable
 from .experiment import find_dataset, random_baseline, pretrain, subsample_patients, _default_data
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
@@ -27,7 +27,8 @@ import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycl
 __all__ = ['BOX_COLUMNS', 'read_boxes', 'check_boxes', 'finding_status', 'region_table', 'crop_regions', 'region_aug',
            'CropItems', 'crop_dls', 'SupConViews', 'supcon_learner', 'fit_quietly', 'anatomy_accuracy',
            'retrieval_task', 'evaluate_retrieval', 'show_retrieval', 'find_boxes', 'format_retrieval_table',
-           'run_retrieval', 'retrieval_parser', 'medcl_retrieval_cli']
+           'run_retrieval', 'retrieval_seed_summary', 'format_retrieval_seed_table', 'retrieval_parser',
+           'medcl_retrieval_cli']
 
 # %% ../nbs/15_retrieval.ipynb #98fcc3b2
 BOX_COLUMNS = ['dicom_id', 'kind', 'name', 'x', 'y', 'w', 'h']
@@ -372,6 +373,43 @@ def _plot_retrieval(summary, crops, emb, test, out):
     fig.tight_layout(); fig.savefig(out/'retrieval.png', dpi=80)
     plt.close('all')
 
+# %% ../nbs/15_retrieval.ipynb #972209d5
+def retrieval_seed_summary(reports:list, # `run_retrieval` reports of one configuration, one per pretraining seed
+                           reference:str='random', ci:float=0.95)->tuple:
+    "(anatomy accuracy, retrieval) over seeds: means with t-intervals over seeds, mAP differences to `reference` and to the whole-image embedding."
+    seeds = [r['seed'] for r in reports]
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2: raise ValueError(f"reports: need >= 2 reports of distinct seeds, got seeds {seeds}")
+    configs = {json.dumps({k: v for k, v in r['config'].items() if k not in ('seed', 'out')}, sort_keys=True) for r in reports}
+    if len(configs) > 1: raise ValueError("reports: the runs differ in more than the seed (compare report['config'])")
+    acc = pd.DataFrame([dict(a, seed=r['seed']) for r in reports for a in r['anatomy_accuracy']])
+    ret = pd.DataFrame([dict(a, seed=r['seed']) for r in reports for a in r['retrieval']])
+    image = ret[ret.encoder == 'image'].set_index(['task', 'seed']).mAP
+    def with_ci(row, key, v):
+        c = seed_ci(v, ci); return row | {key: c['mean'], f'{key}_lo': c['lo'], f'{key}_hi': c['hi']}
+    acc_rows = [with_ci(dict(encoder=n, seeds=len(g)), 'accuracy', g.accuracy) for n, g in acc.groupby('encoder', sort=False)]
+    rows = []
+    for (task, name), g in ret.groupby(['task', 'encoder'], sort=False):
+        row = dict(task=task, encoder=name, seeds=len(g), n_queries=int(g.n_queries.iloc[0]), chance_mAP=g.chance_mAP.mean())
+        for k in ('mAP', 'recall@1', 'recall@5', 'recall@10'): row = with_ci(row, k, g[k])
+        if name != reference: row = with_ci(row, 'mAP_vs_ref', g.mAP_diff)
+        if name != 'image' and (task, g.seed.iloc[0]) in image.index:
+            row = with_ci(row, 'mAP_vs_image', g.mAP.to_numpy() - image.loc[[(task, s) for s in g.seed]].to_numpy())
+        rows.append(row)
+    return pd.DataFrame(acc_rows), pd.DataFrame(rows)
+
+def format_retrieval_seed_table(acc:pd.DataFrame, summary:pd.DataFrame, reference:str='random')->str:
+    "The printed table of `retrieval_seed_summary`."
+    ci = lambda r, k, fmt='.3f': f"{r[k]:{fmt}} [{r[k + '_lo']:{fmt}}, {r[k + '_hi']:{fmt}}]" if k in r and pd.notna(r[k]) else ''
+    lines = [f"means over {int(acc.seeds.max())} pretraining seeds [95% t-interval over seeds]", "anatomy classification accuracy"]
+    lines += [f"  {r.encoder:>7}: {ci(r, 'accuracy')}" for _, r in acc.iterrows()]
+    for task, g in summary.groupby('task'):
+        lines += ['', f"task {task}: {g.n_queries.iloc[0]} queries, chance mAP {g.chance_mAP.iloc[0]:.3f}",
+                  f"{'encoder':>8} {'mAP':>21} {'R@1':>21} {'R@10':>21} {'mAP - ' + reference:>24} {'mAP - image':>24}"]
+        for _, r in g.iterrows():
+            lines.append(f"{r.encoder:>8} {ci(r, 'mAP'):>21} {ci(r, 'recall@1'):>21} {ci(r, 'recall@10'):>21} "
+                         f"{ci(r, 'mAP_vs_ref', '+.3f'):>24} {ci(r, 'mAP_vs_image', '+.3f'):>24}")
+    return '\n'.join(lines)
+
 # %% ../nbs/15_retrieval.ipynb #c0e307ef
 def _positive_count(minimum):
     def parse(s):
@@ -399,7 +437,7 @@ def retrieval_parser():
     p.add_argument('--temperature', type=float, default=0.1, help="temperature of SimCLR and SupCon")
     p.add_argument('--boot', type=_positive_count(10), default=1000, help="bootstrap resamples of the test patients")
     p.add_argument('--max-patients', type=_positive_count(4), default=None, help="use at most this many patients (quick runs)")
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, nargs='+', default=[0], help="seed(s); several: one run per seed in OUT/seed_S and the summary over seeds in OUT/seeds.json")
     p.add_argument('--device', default=None, help="torch device (cpu, cuda, ...); default: the GPU if there is one")
     p.add_argument('--no-progress', action='store_true', help="no progress output")
     return p
@@ -413,13 +451,25 @@ def medcl_retrieval_cli(argv=None):
     for name in ('lr', 'temperature'):
         if not (np.isfinite(getattr(a, name)) and getattr(a, name) > 0): p.error(f"--{name} must be a positive number, got {getattr(a, name)}")
     if a.device and torch.device(a.device).type == 'cuda' and not torch.cuda.is_available(): p.error(f"--device {a.device}: CUDA is not available on this machine")
+    if len(set(a.seed)) != len(a.seed): p.error(f"--seed: the seeds must be distinct, got {a.seed}")
     import matplotlib; matplotlib.use('Agg')
-    try:
-        report = run_retrieval(a.data, a.out, a.arch, a.crop_size, a.simclr_epochs, a.supcon_epochs, a.image_epochs, a.bs, a.lr,
-                               a.temperature, a.boot, a.seed, a.device, a.boxes, a.max_patients, progress=not a.no_progress)
-    except (FileNotFoundError, ValueError) as e:
-        p.exit(2, f"medcl_retrieval: error: {e}\n")
-    print('\n' + report['table'])
-    for n in report['notes']: print('note:', n[:300])
-    print(f"report: {Path(a.out)/'report.json'}; plots: metrics.png, retrieval.png "
-          f"({report['times']['total_s']:.0f} s, {report['times']['total_cpu_s']:.0f} s CPU)")
+    reports = []
+    for seed in a.seed:
+        out = Path(a.out) if len(a.seed) == 1 else Path(a.out)/f'seed_{seed}'
+        try:
+            report = run_retrieval(a.data, out, a.arch, a.crop_size, a.simclr_epochs, a.supcon_epochs, a.image_epochs, a.bs, a.lr,
+                                   a.temperature, a.boot, seed, a.device, a.boxes, a.max_patients, progress=not a.no_progress)
+        except (FileNotFoundError, ValueError) as e:
+            p.exit(2, f"medcl_retrieval: error: {e}\n")
+        reports.append(report)
+        print(f"\nseed {seed}\n" + report['table'])
+        for n in report['notes']: print('note:', n[:300])
+        print(f"report: {out/'report.json'}; plots: metrics.png, retrieval.png "
+              f"({report['times']['total_s']:.0f} s, {report['times']['total_cpu_s']:.0f} s CPU)")
+    if len(reports) > 1:
+        acc, summary = retrieval_seed_summary(reports)
+        table = format_retrieval_seed_table(acc, summary)
+        (Path(a.out)/'seeds.json').write_text(json.dumps(_jsonable(dict(seeds=a.seed, anatomy_accuracy=acc.to_dict(orient='records'),
+                                                                       retrieval=summary.to_dict(orient='records'), table=table)), indent=1, allow_nan=False))
+        print('\n' + table + f"\nsummary over seeds: {Path(a.out)/'seeds.json'}")
+

@@ -30,7 +30,8 @@ __all__ = ['DEFAULT_SEG_FRACTIONS', 'check_masks', 'dice_score', 'iou_score', 'm
            'dice_metric', 'segmentation_learner', 'predict_masks', 'frame_metrics', 'bootstrap_mean',
            'long_axis_length', 'area_length_volume', 'ejection_fraction', 'find_echonet', 'load_echo_dataset',
            'comparison_encoders', 'fine_tune_and_predict', 'format_segmentation_table', 'run_segmentation',
-           'plot_segmentation', 'segmentation_parser', 'parse_segmentation_args', 'medcl_segmentation_cli']
+           'plot_segmentation', 'seed_ci', 'seed_summary', 'format_seed_table', 'load_seed_reports',
+           'segmentation_parser', 'parse_segmentation_args', 'medcl_segmentation_cli']
 
 # %% ../nbs/14_segmentation.ipynb #a8e2ddc7
 def check_masks(pred, # (B, H, W) predicted masks: bool, or numbers that are all 0 or 1
@@ -640,6 +641,70 @@ def _write_segmentation(report, summary, per_frame, ef, ed, out):
     ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(out/'ef.png', dpi=80)
     plt.close('all')
 
+# %% ../nbs/14_segmentation.ipynb #8cfa31ab
+def seed_ci(values, # one value per pretraining seed (the test set fixed)
+            ci:float=0.95)->dict: # mean, sd, lo, hi, n
+    "Mean over seeds with a Student-t interval: the spread that training randomness alone gives."
+    from scipy.stats import t
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or len(v) < 2: raise ValueError(f"values: a confidence interval over seeds needs >= 2 seeds, got shape {v.shape}")
+    if not np.isfinite(v).all(): raise ValueError(f"values contain {int((~np.isfinite(v)).sum())} NaN or inf: one per seed expected")
+    if not 0 < ci < 1: raise ValueError(f"ci must be in (0, 1), got {ci}")
+    m, sd = v.mean(), v.std(ddof=1)
+    half = t.ppf(0.5 + ci / 2, len(v) - 1) * sd / math.sqrt(len(v))
+    return dict(mean=float(m), sd=float(sd), lo=float(m - half), hi=float(m + half), n=len(v))
+
+def seed_summary(reports:list, # `run_segmentation` reports of one configuration, one per pretraining seed
+                 reference:str='random', # the encoder the paired differences are taken against
+                 full:float=1.0, # the fraction that the 'gap to full' compares with
+                 boot:int=1000, ci:float=0.95)->pd.DataFrame:
+    "Per encoder and fraction over seeds: Dice, HD95, EF error, Dice - `reference` and Dice - Dice at `full`, with t-intervals over seeds."
+    seeds = [r['seed'] for r in reports]
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2: raise ValueError(f"reports: need >= 2 reports of distinct seeds, got seeds {seeds}")
+    configs = {json.dumps({k: v for k, v in r['config'].items() if k not in ('seed', 'out')}, sort_keys=True) for r in reports}
+    if len(configs) > 1: raise ValueError("reports: the runs differ in more than the seed (compare report['config'])")
+    s = pd.DataFrame([dict(row, seed=r['seed']) for r in reports for row in r['summary']])
+    dice_full = s[s.fraction == full].set_index(['encoder', 'seed']).dice
+    # per test frame: the mean over seeds (and draws); the paired difference to `reference` resampled over test patients
+    pf = pd.concat([pd.DataFrame(r['per_frame']) for r in reports])
+    avg = pf.groupby(['encoder', 'fraction', 'patient_id', 'phase'], sort=False).dice.mean().reset_index()
+    rows = []
+    for (name, f), g in s.groupby(['encoder', 'fraction'], sort=False):
+        row = dict(encoder=name, fraction=f, seeds=len(g), patients=g.n_patients.mean())
+        cols = {'dice': g.dice, 'hd95': g.hd95, 'ef_mae': g.get('ef_mae')}
+        if name != reference: cols['dice_vs_ref'] = g.dice_diff
+        if f != full and (name, g.seed.iloc[0]) in dice_full.index:
+            cols['dice_vs_full'] = g.dice.to_numpy() - dice_full.loc[[(name, k) for k in g.seed]].to_numpy()
+        for key, v in cols.items():
+            if v is None: continue
+            c = seed_ci(v, ci); row |= {key: c['mean'], f'{key}_sd': c['sd'], f'{key}_lo': c['lo'], f'{key}_hi': c['hi']}
+        if name != reference:
+            a = avg[(avg.encoder == name) & (avg.fraction == f)]
+            ref = avg[(avg.encoder == reference) & (avg.fraction == f)].set_index(['patient_id', 'phase']).dice.loc[list(zip(a.patient_id, a.phase))]
+            b = bootstrap_mean(a.dice, a.patient_id.to_numpy(), boot, ci, ref=ref.to_numpy())
+            row |= dict(dice_vs_ref_boot_lo=b['lo'], dice_vs_ref_boot_hi=b['hi'])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+def format_seed_table(summary:pd.DataFrame, reference:str='random', full:float=1.0)->str:
+    "The printed table of `seed_summary`: means over seeds with t-intervals over seeds."
+    n = int(summary.seeds.max())
+    lines = [f"means over {n} pretraining seeds, [95% t-interval over seeds]; (patients): 95% CI of the seed-averaged paired difference over test patients",
+             f"{'encoder':>8} {'fraction':>8} {'patients':>8}  {'Dice':>21}  {'HD95 px':>21}  {'|EF err|':>19}  "
+             f"{'Dice - ' + reference:>24} {'(patients)':>18}  {f'Dice - Dice at {full:g}':>24}"]
+    for _, r in summary.sort_values(['fraction', 'encoder']).iterrows():
+        ci = lambda k, fmt: f"{r[k]:{fmt}} [{r[k + '_lo']:{fmt}}, {r[k + '_hi']:{fmt}}]" if k in r and pd.notna(r[k]) else ''
+        boot = f"[{r.dice_vs_ref_boot_lo:+.3f}, {r.dice_vs_ref_boot_hi:+.3f}]" if 'dice_vs_ref_boot_lo' in r and pd.notna(r.dice_vs_ref_boot_lo) else ''
+        lines.append(f"{r.encoder:>8} {r.fraction:>8g} {r.patients:>8.1f}  {ci('dice', '.3f'):>21}  {ci('hd95', '5.2f'):>21}  "
+                     f"{ci('ef_mae', '4.1f'):>19}  {ci('dice_vs_ref', '+.3f'):>24} {boot:>18}  {ci('dice_vs_full', '+.3f'):>24}")
+    return '\n'.join(lines)
+
+def load_seed_reports(out)->list:
+    "The report.json of every OUT/seed_S folder (as `--seed S1 S2 ...` writes them), sorted by seed."
+    paths = sorted(Path(out).glob('seed_*/report.json'))
+    if not paths: raise FileNotFoundError(f"no seed_*/report.json under {out}")
+    return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r['seed'])
+
 # %% ../nbs/14_segmentation.ipynb #fafcd710
 def _fraction_arg(s):
     try: f = float(s)
@@ -675,7 +740,7 @@ def segmentation_parser():
     p.add_argument('--lr', type=float, default=3e-3, help="fine-tuning learning rate (one-cycle maximum)")
     p.add_argument('--dice-weight', type=float, default=1., help="loss = BCE + dice_weight * soft Dice (0: BCE alone, as the paper)")
     p.add_argument('--boot', type=_count_arg(10), default=1000, help="bootstrap resamples of the test patients")
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, nargs='+', default=[0], help="seed(s) of pretraining, initialization and draws; several: one run per seed in OUT/seed_S and the summary over seeds in OUT/seeds.json")
     p.add_argument('--device', default=None, help="torch device (cpu, cuda, cuda:1, mps); default: the GPU if there is one")
     p.add_argument('--imagenet-weights', default=None, help="state dict of ImageNet weights for --arch (else the torch hub cache; never downloaded)")
     p.add_argument('--max-videos', type=_count_arg(3), default=None, help="use at most this many videos (quick runs on the real dataset)")
@@ -691,6 +756,7 @@ def parse_segmentation_args(argv=None):
     for name in ('lr', 'pretrain_lr', 'temperature'):
         v = getattr(a, name)
         if not (np.isfinite(v) and v > 0): p.error(f"--{name.replace('_', '-')} must be a positive number, got {v}")
+    if len(set(a.seed)) != len(a.seed): p.error(f"--seed: the seeds must be distinct, got {a.seed}")
     if not (np.isfinite(a.dice_weight) and a.dice_weight >= 0): p.error(f"--dice-weight must be a number >= 0, got {a.dice_weight}")
     if a.device:
         try: dev = torch.device(a.device)
@@ -702,13 +768,24 @@ def medcl_segmentation_cli(argv=None):
     "Console entry point `medcl_segmentation`; returns None (exit status 0): use `run_segmentation` for the report itself."
     a = parse_segmentation_args(argv)
     import matplotlib; matplotlib.use('Agg')
-    try:
-        report = run_segmentation(a.data, a.out, a.arch, a.fractions, a.draws, a.pretrain_epochs, a.pretrain_bs, a.pretrain_lr,
-                                  a.temperature, a.steps, a.bs, a.lr, a.dice_weight, a.boot, a.seed, a.device,
-                                  a.imagenet_weights, a.max_videos, progress=not a.no_progress)
-    except (FileNotFoundError, ValueError) as e:
-        segmentation_parser().exit(2, f"medcl_segmentation: error: {e}\n")
-    print('\n' + report['table'])
-    for n in report['notes']: print('note:', n[:300])
-    print(f"report: {Path(a.out)/'report.json'}; plots: dice_vs_fraction.png, predictions.png, ef.png "
-          f"({report['times']['total_s']:.0f} s, {report['times']['total_cpu_s']:.0f} s CPU)")
+    reports = []
+    for seed in a.seed:
+        out = Path(a.out) if len(a.seed) == 1 else Path(a.out)/f'seed_{seed}'
+        try:
+            report = run_segmentation(a.data, out, a.arch, a.fractions, a.draws, a.pretrain_epochs, a.pretrain_bs, a.pretrain_lr,
+                                      a.temperature, a.steps, a.bs, a.lr, a.dice_weight, a.boot, seed, a.device,
+                                      a.imagenet_weights, a.max_videos, progress=not a.no_progress)
+        except (FileNotFoundError, ValueError) as e:
+            segmentation_parser().exit(2, f"medcl_segmentation: error: {e}\n")
+        reports.append(report)
+        print(f"\nseed {seed}\n" + report['table'])
+        for n in report['notes']: print('note:', n[:300])
+        print(f"report: {out/'report.json'}; plots: dice_vs_fraction.png, predictions.png, ef.png "
+              f"({report['times']['total_s']:.0f} s, {report['times']['total_cpu_s']:.0f} s CPU)")
+    if len(reports) > 1:
+        summary = seed_summary(reports, boot=a.boot)
+        table = format_seed_table(summary)
+        (Path(a.out)/'seeds.json').write_text(json.dumps(_jsonable(dict(seeds=a.seed, summary=summary.to_dict(orient='records'), table=table)),
+                                                       indent=1, allow_nan=False))
+        print('\n' + table + f"\nsummary over seeds: {Path(a.out)/'seeds.json'}")
+

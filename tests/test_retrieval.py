@@ -31,7 +31,8 @@ def test_help():
 @pytest.mark.parametrize('args,message', [(['--crop-size', '4'], 'argument --crop-size: expected an integer >= 8, got 4'),
                                           (['--lr', '-1'], '--lr must be a positive number, got -1.0'),
                                           (['--simclr-epochs', 'x'], "expected an integer >= 1, got 'x'"),
-                                          (['--data', 'no/such/folder'], '--data: folder not found: no/such/folder')])
+                                          (['--data', 'no/such/folder'], '--data: folder not found: no/such/folder'),
+                                          (['--seed', '2', '2'], '--seed: the seeds must be distinct, got [2, 2]')])
 def test_bad_arguments_exit_2(args, message, capsys, monkeypatch):
     from medcl_nb.retrieval import medcl_retrieval_cli
     monkeypatch.chdir(ROOT)

@@ -39,7 +39,8 @@ BAD = [(['--fractions', '0'], 'label fraction must be in (0, 1], got 0'),
        (['--lr', '0'], '--lr must be a positive number, got 0.0'),
        (['--dice-weight', '-1'], '--dice-weight must be a number >= 0, got -1.0'),
        (['--temperature', 'nan'], '--temperature must be a positive number'),
-       (['--data', 'no/such/folder'], '--data: folder not found: no/such/folder')]
+       (['--data', 'no/such/folder'], '--data: folder not found: no/such/folder'),
+       (['--seed', '1', '1'], '--seed: the seeds must be distinct, got [1, 1]')]
 
 @pytest.mark.parametrize('args,message', BAD)
 def test_bad_arguments_exit_2(args, message, capsys, monkeypatch):
@@ -71,8 +72,9 @@ def test_cli_defaults_match_the_function_defaults(monkeypatch):
     from medcl_nb.segmentation import parse_segmentation_args, run_segmentation
     monkeypatch.chdir(ROOT)
     a, d = parse_segmentation_args([]), {k: v.default for k, v in inspect.signature(run_segmentation).parameters.items()}
-    for k in ('arch', 'draws', 'pretrain_epochs', 'pretrain_bs', 'pretrain_lr', 'temperature', 'steps', 'bs', 'lr', 'dice_weight', 'boot', 'seed'):
+    for k in ('arch', 'draws', 'pretrain_epochs', 'pretrain_bs', 'pretrain_lr', 'temperature', 'steps', 'bs', 'lr', 'dice_weight', 'boot'):
         assert getattr(a, k) == d[k], (k, getattr(a, k), d[k])
+    assert a.seed == [d['seed']]                                  # --seed takes several seeds; the default is one run
     assert list(a.fractions) == list(d['fractions'])
 
 def test_real_layout_end_to_end(tmp_path):
@@ -109,3 +111,15 @@ def test_metrics_match_monai_at_echonet_size():
         assert torch.allclose(iou_score(p, t), one(compute_iou), atol=1e-6)
         assert torch.allclose(hausdorff_distance(p, t, 95), one(compute_hausdorff_distance, percentile=95), atol=1e-4)
         assert torch.allclose(hausdorff_distance(p, t, None), one(compute_hausdorff_distance), atol=1e-4)
+
+def test_two_seeds_write_one_report_each_and_the_summary(tmp_path):
+    "--seed 0 1: OUT/seed_0, OUT/seed_1 and OUT/seeds.json with t-intervals over the two seeds."
+    out = tmp_path/'seg'
+    r = run('--data', str(FIXTURE), '--out', str(out), '--pretrain-epochs', '1', '--steps', '2', '--bs', '2', '--draws', '1',
+            '--fractions', '0.5', '1', '--boot', '20', '--device', 'cpu', '--no-progress', '--seed', '0', '1')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'means over 2 pretraining seeds' in r.stdout
+    for s in (0, 1): assert json.loads((out/f'seed_{s}'/'report.json').read_text())['seed'] == s
+    seeds = json.loads((out/'seeds.json').read_text())
+    assert seeds['seeds'] == [0, 1] and {(row['encoder'], row['fraction']) for row in seeds['summary']} == {(e, f) for e in ('simclr', 'random') for f in (0.5, 1.0)}
+    for row in seeds['summary']: assert row['seeds'] == 2 and row['dice_lo'] <= row['dice'] <= row['dice_hi']
