@@ -9,7 +9,6 @@ from functools import partial
 import torch, torch.nn as nn
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from fastai.optimizer import Adam
 from fastai.data.core import DataLoaders
 import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycle, lr_find; progress bars
 from .models import num_features, moco_v2_head, ProjectionHead, momentum_copy
@@ -18,7 +17,7 @@ from .callbacks import (KeyQueue, TwoViewsCallback, MomentumUpdate, QueueUpdate,
                                 gpu_speedups)
 from .augment import medical_aug
 from .simclr import (simclr_learner, SimCLRModel, ContrastiveLearner, check_contrastive_dls,
-                             knn_monitor_cb, build_encoder, check_state_dict)
+                             knn_monitor_cb, build_encoder, check_state_dict, TorchAdam)
 
 # %% auto #0
 __all__ = ['MOCO_CXR', 'PRESETS', 'split_forward', 'MoCoModel', 'moco_learner']
@@ -58,7 +57,7 @@ class MoCoModel(nn.Module):
 
 # %% ../nbs/08_moco.ipynb #9af32af1
 MOCO_CXR = dict(arch='resnet18', queue_size=24576, momentum=0.999, temperature=0.2, proj_dim=128, lr=1e-4,
-                opt_func=partial(Adam, wd=1e-4, decouple_wd=False), bs=16,
+                opt_func=partial(TorchAdam, wd=1e-4, decouple_wd=False), bs=16,
                 aug=lambda: medical_aug(max_rotate=10., max_translate=0.05, scale=(1., 1.), p_flip=0.5))
 PRESETS = {'moco-cxr': MOCO_CXR}
 
@@ -100,7 +99,7 @@ def moco_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1], e.g. `contras
                  preset:str|None=None, # 'moco-cxr' fills the arguments left at their defaults with MoCo-CXR's
                  knn_dls=None, # labeled DataLoaders (bank = train, queries = valid) for the kNN monitor
                  cbs=None, # extra callbacks
-                 opt_func=Adam, lr:float=1e-3, bs:int|None=None, # bs: rebuild the training DataLoader at this size
+                 opt_func=TorchAdam, lr:float=1e-3, bs:int|None=None, # bs: rebuild the training DataLoader at this size
                  amp:bool=True, # on a GPU: bf16 autocast where supported, and channels_last
                  **kwargs)->ContrastiveLearner:
     "A fastai Learner that pretrains `arch` with MoCo (v2 head, queue, momentum encoder); `learn.encoder` is the backbone."

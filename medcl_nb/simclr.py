@@ -10,7 +10,7 @@ from fastcore.basics import first
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from fastai.optimizer import Adam
+from fastai.optimizer import OptimWrapper
 import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycle, lr_find; progress bars
 from fastai.torch_core import get_model
 from fastai.data.core import DataLoaders
@@ -22,7 +22,7 @@ from .augment import medical_aug
 
 # %% auto #0
 __all__ = ['SimCLRModel', 'check_state_dict', 'ContrastiveLearner', 'check_contrastive_dls', 'fixed_order', 'knn_monitor_cb',
-           'build_encoder', 'simclr_learner']
+           'build_encoder', 'TorchAdam', 'simclr_learner']
 
 # %% ../nbs/07_simclr.ipynb #352f7a27
 class SimCLRModel(nn.Module):
@@ -94,6 +94,50 @@ def build_encoder(arch, in_chans, img_size, pretrained=False, norm='batch'):
     vit_kw = dict(img_size=img_size) if arch.startswith('vit') else {}
     return make_encoder(arch, in_chans=in_chans, pretrained=pretrained, norm=norm, **vit_kw)
 
+# %% ../nbs/07_simclr.ipynb #807b462a
+def _param_groups(params)->list:
+    "fastai passes a list of parameters or a list of parameter groups (lists); return a list of groups."
+    params = L(params)
+    if not len(params): raise ValueError("params: no parameters to optimize (is everything frozen?)")
+    return [list(g) for g in params] if isinstance(params[0], (list, L)) else [list(params)]
+
+def _check_adam_args(lr, mom, sqr_mom, eps, wd):
+    for name, value, ok, want in (('lr', lr, lr >= 0, '>= 0'), ('mom', mom, 0 <= mom < 1, 'in [0, 1) (beta1)'),
+                                  ('sqr_mom', sqr_mom, 0 <= sqr_mom < 1, 'in [0, 1) (beta2)'),
+                                  ('eps', eps, eps >= 0, '>= 0'), ('wd', wd, wd >= 0, '>= 0')):
+        if not ok: raise ValueError(f"{name} must be {want}, got {value}")
+
+class TorchAdam(OptimWrapper):
+    "fastai's `Adam` (its betas, eps, decoupled or L2 weight decay, none on norm and bias params) stepped by torch.optim.Adam's fused kernel."
+    def __init__(self,
+        params, # parameters, or parameter groups (lists) as a fastai splitter returns them
+        lr:float=1e-3, # learning rate; fastai's schedulers set it at every step
+        mom:float=0.9, # beta1, fastai's name for it (`fit_one_cycle` schedules it)
+        sqr_mom:float=0.99, # beta2 (fastai's default, not torch's 0.999)
+        eps:float=1e-5, # added to the root of the second moment (fastai's default, not torch's 1e-8)
+        wd:float=0.01, # weight decay, skipped for the parameters fastai marks `do_wd=False` (norm and bias)
+        decouple_wd:bool=True, # True: decoupled, p <- p (1 - lr wd) (AdamW); False: L2, grad <- grad + wd p
+        fused:bool|None=None, # torch's fused kernel; None: fused unless `foreach=True`
+        foreach:bool|None=None, # torch's multi-tensor kernels instead of the fused one
+    ):
+        _check_adam_args(lr, mom, sqr_mom, eps, wd)
+        if fused and foreach: raise ValueError("fused and foreach: choose one of torch's two kernels, not both")
+        if fused is None: fused = not foreach
+        groups = [dict(params=g, wd=wd) for g in _param_groups(params)]   # `wd` lives in torch's param group
+        opt = torch.optim.Adam(groups, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=0., fused=fused, foreach=foreach)
+        super().__init__(opt=opt, hp_map={'betas__0': 'mom', 'betas__1': 'sqr_mom'})
+        self.decouple_wd = decouple_wd
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        "Weight decay on the parameters that keep `do_wd` (one multi-tensor op per group), then torch's Adam step."
+        for pg in self.opt.param_groups:
+            decayed = [p for p in pg['params'] if p.grad is not None and self.state.get(p, {}).get('do_wd', True)]
+            if not decayed or not pg['wd']: continue
+            if self.decouple_wd: torch._foreach_mul_(decayed, 1 - pg['lr'] * pg['wd'])
+            else: torch._foreach_add_([p.grad for p in decayed], decayed, alpha=pg['wd'])
+        return self.opt.step(closure)
+
 # %% ../nbs/07_simclr.ipynb #aa487a55
 @delegates(Learner.__init__)
 def simclr_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1]; labels, if any, are ignored
@@ -105,7 +149,7 @@ def simclr_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1]; labels, if 
                    norm:str='batch', # 'batch' or 'group'
                    knn_dls=None, # labeled DataLoaders (bank, queries) for the kNN monitor, optional
                    cbs=None, # extra callbacks
-                   opt_func=Adam, lr:float=1e-3, **kwargs)->ContrastiveLearner:
+                   opt_func=TorchAdam, lr:float=1e-3, **kwargs)->ContrastiveLearner:
     "A fastai Learner that pretrains `arch` with SimCLR's NT-Xent on two views made on the device."
     if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
     in_chans, size = check_contrastive_dls(dls)
