@@ -26,7 +26,7 @@ __all__ = ['SCM_NODES', 'ROOTS', 'SCM_EDGES', 'INTERVENABLE', 'MODEL_VARIABLES',
            'FULL', 'descendants', 'check_intervention', 'exact_counterfactuals', 'mechanism_trace', 'mechanism_changes',
            'plot_scm', 'to_uint8', 'other_scanners', 'CounterfactualCache', 'exact_cache', 'CounterfactualPairs',
            'PairViews', 'counterfactual_dls', 'scanner_ids', 'AcquisitionHead', 'ScannerCVAE', 'vae_loss',
-           'train_generator', 'learned_counterfactuals', 'learned_cache', 'AttributeClassifier',
+           'critic_losses', 'train_generator', 'learned_counterfactuals', 'learned_cache', 'AttributeClassifier',
            'fit_attribute_classifier', 'predict_attributes', 'psnr', 'judge_counterfactuals', 'rare_scanner_probs',
            'make_world', 'world_groups', 'resampled_aucs', 'group_reps', 'group_differences', 'gap_differences',
            'encoder_name', 'pretrain_counterfactual', 'run_counterfactual_experiment', 'format_counterfactual_table',
@@ -252,7 +252,7 @@ def counterfactual_dls(images, # uint8 (N, H, W) factual images
     dls.aug, dls.method = aug, method
     return dls
 
-# %% ../nbs/13_counterfactual.ipynb #70971621
+# %% ../nbs/13_counterfactual.ipynb #c2140df8
 SCANNER_INDEX = {s: i for i, s in enumerate(SCANNERS)}
 
 def scanner_ids(scanners)->torch.Tensor:
@@ -297,7 +297,7 @@ class AcquisitionHead(nn.Module):
         return (1 - op)*y + op*torch.sigmoid(self.value[s])
 
 class ScannerCVAE(nn.Module):
-    "A conditional VAE for do(scanner): encoder q(z | x, s), scanner-free decoder g(z), one acquisition head per scanner."
+    "A conditional VAE for do(scanner): encoder q(z | x, s), scanner-free decoder g(z), one acquisition head per scanner, a critic d(z)."
     def __init__(self, size:int=64, # image side (divisible by 8)
                  channels:tuple=(16, 32, 64), # widths of the encoder (and, reversed, the decoder)
                  z_channels:int=8, # z is (z_channels, size/8, size/8)
@@ -311,6 +311,7 @@ class ScannerCVAE(nn.Module):
         self.decoder = nn.Sequential(_block(z_channels + 2, c3), up(), _block(c3, c2), up(), _block(c2, c1), up(), _block(c1, c1),
                                      nn.Conv2d(c1, 1, 3, 1, 1))
         self.head = AcquisitionHead(n_scanners, size)
+        self.critic = nn.Sequential(nn.Flatten(), nn.Linear(z_channels*(size//8)**2, 64), nn.ReLU(), nn.Linear(64, n_scanners))  # reads s from z
 
     def abduct(self, x, s): # x (B, 1, H, W) in [0, 1], s (B,) -> mean and log-variance of q(z | x, s)
         cond = F.one_hot(s, self.n_scanners).float()[..., None, None].expand(-1, -1, *x.shape[-2:])
@@ -333,7 +334,7 @@ class ScannerCVAE(nn.Module):
         if residual: cf = cf + (x - self.predict(mu, s))
         return cf.clamp(0, 1)
 
-# %% ../nbs/13_counterfactual.ipynb #172e011b
+# %% ../nbs/13_counterfactual.ipynb #2d73316f
 def vae_loss(x, recon, mu, logvar, beta:float=1.0, sigma:float=0.05)->tuple:
     "(negative ELBO, reconstruction term, KL), each per image and divided by the pixel count: Gaussian likelihood with `sigma`."
     n = x[0].numel()
@@ -341,50 +342,50 @@ def vae_loss(x, recon, mu, logvar, beta:float=1.0, sigma:float=0.05)->tuple:
     kl = 0.5*(mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
     return ((rec + beta*kl)/n).mean(), (rec/n).mean(), (kl/n).mean()
 
+def critic_losses(model:ScannerCVAE, mu, s)->tuple:
+    "(critic's cross-entropy on detached z: trains the critic; cross-entropy of its guess to uniform: trains the encoder)."
+    learn = F.cross_entropy(model.critic(mu.detach()), s)
+    frozen = {k: v.detach() for k, v in model.critic.named_parameters()}
+    confuse = -torch.func.functional_call(model.critic, frozen, (mu,)).log_softmax(1).mean()
+    return learn, confuse
+
 def train_generator(images, # uint8 (N, H, W) factual training images
                     scanners, # (N,) their scanners
                     steps:int=1500, bs:int=32, lr:float=2e-3,
                     beta:float=1.0, # weight of the KL term
                     sigma:float=0.05, # likelihood scale (pixel noise)
-                    guide:nn.Module|None=None, # a scanner classifier trained on factual images (first output: scanner logits)
-                    finetune:float=0.4, # share of the steps, at the end, with the counterfactual loss (needs `guide`)
-                    lam:float=1.0, # weight of the counterfactual loss
+                    head_lr:float=0.04, # learning rate of the acquisition heads (per-pixel overlays need big steps: Adam moves ~lr a step)
+                    gamma:float=3.0, # weight of the encoder's push of the critic towards chance (0: a plain conditional VAE)
+                    per_scanner:int=8, # images of each scanner in the critic's balanced batch
                     seed:int=0, device=None, progress:bool=False, **model_kwargs)->tuple:
-    "Fit a `ScannerCVAE` on factual images and scanner labels only: `(model, history, model before fine-tuning)`, in eval mode."
+    "Fit a `ScannerCVAE` on factual images and scanner labels only: `(model in eval mode, history DataFrame)`."
     X, S = torch.as_tensor(np.asarray(images)), scanner_ids(scanners)
     if X.dtype != torch.uint8 or X.ndim != 3: raise ValueError(f"images must be uint8 (N, H, W), got {X.dtype} {tuple(X.shape)}")
     if len(S) != len(X): raise ValueError(f"scanners needs one entry per image ({len(X)}), got {len(S)}")
     if steps < 1 or bs < 2: raise ValueError(f"steps must be >= 1 and bs >= 2, got {steps} and {bs}")
-    if not 0 <= finetune < 1: raise ValueError(f"finetune must be a share of the steps in [0, 1), got {finetune}")
     device = torch.device(device) if device else default_device()
     torch.manual_seed(seed)
     model = ScannerCVAE(size=X.shape[-1], **model_kwargs).to(device)
-    if guide is not None:
-        guide = guide.to(device).eval()
-        for p in guide.parameters(): p.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-    g, hist, first_ft = torch.Generator().manual_seed(seed), [], steps - int(round(finetune*steps)) if guide is not None else steps
-    before = model
+    head = list(model.head.parameters()); in_head = {id(p) for p in head}
+    rest = [p for p in model.parameters() if id(p) not in in_head]
+    opt = torch.optim.AdamW([dict(params=rest), dict(params=head, lr=head_lr)], lr, weight_decay=1e-4)   # one optimizer: critic included
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [lr, head_lr], total_steps=steps)
+    g, hist = torch.Generator().manual_seed(seed), []
+    by = [torch.nonzero(S == k)[:, 0] for k in range(model.n_scanners)]
+    by = [b for b in by if len(b)]                                                 # scanners absent from the data are left out
     for step in range(steps):
-        if step == first_ft:                                           # counterfactual fine-tuning starts: keep the ELBO-only model
-            before = copy.deepcopy(model).eval()
-            for p in model.encoder.parameters(): p.requires_grad_(False)   # abduction frozen, as in the reference
         i = torch.randint(len(X), (bs,), generator=g)
         x, s = (X[i].float()/255)[:, None].to(device), S[i].to(device)
-        recon, mu, logvar = model(x, s)
-        loss, rec, kl = vae_loss(x, recon, mu, logvar, beta, sigma)
-        ce = torch.zeros((), device=device)
-        if step >= first_ft:
-            s_new = (s + torch.randint(1, model.n_scanners, (len(s),), generator=g).to(device)) % model.n_scanners   # another scanner
-            z = mu + torch.randn_like(mu)*(0.5*logvar).exp()
-            ce = F.cross_entropy(guide(model.predict(z, s_new))[0], s_new)
-            loss = loss + lam*ce
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        loss, rec, kl = vae_loss(x, *model(x, s), beta, sigma)
+        j = torch.cat([b[torch.randint(len(b), (per_scanner,), generator=g)] for b in by])      # balanced: the rare scanner counts
+        mu_j, _ = model.abduct((X[j].float()/255)[:, None].to(device), S[j].to(device))
+        learn, confuse = critic_losses(model, mu_j, S[j].to(device))
+        total = loss + learn + gamma*confuse
+        opt.zero_grad(); total.backward(); opt.step(); sched.step()
         if step % 50 == 0 or step == steps - 1:
-            hist.append(dict(step=step, loss=loss.item(), rec=rec.item(), kl=kl.item(), cf_ce=ce.item()))
-            if progress: print(f"step {step}: loss {loss.item():.3f} (rec {rec.item():.3f}, kl {kl.item():.3f}, cf {ce.item():.3f})", flush=True)
-    return model.eval(), pd.DataFrame(hist), before.eval()
+            hist.append(dict(step=step, loss=loss.item(), rec=rec.item(), kl=kl.item(), critic=learn.item(), confuse=confuse.item()))
+            if progress: print(f"step {step}: loss {loss.item():.3f} (rec {rec.item():.3f}, kl {kl.item():.3f}), critic {learn.item():.3f}", flush=True)
+    return model.eval(), pd.DataFrame(hist)
 
 @torch.no_grad()
 def learned_counterfactuals(model:ScannerCVAE, images, # uint8 (N, H, W)
@@ -661,7 +662,7 @@ def pretrain_counterfactual(images, # uint8 (N, H, W)
     names = list(learn.recorder.metric_names[1:-1])
     return learn.encoder.eval(), [dict(zip(names, map(float, v))) for v in learn.recorder.values]
 
-# %% ../nbs/13_counterfactual.ipynb #cd811886
+# %% ../nbs/13_counterfactual.ipynb #2db9f068
 QUICK = dict(seeds=(0,), epochs=3, generator_steps=800, classifier_epochs=15, boot=500)
 FULL = dict(seeds=(0, 1, 2), epochs=12, generator_steps=1500, classifier_epochs=30, boot=1000)
 
@@ -669,13 +670,14 @@ def _digest(x)->str:
     "A short hash of an array's bytes."
     return hashlib.sha1(np.ascontiguousarray(np.asarray(x)).tobytes()).hexdigest()[:12]
 
-def _key(config:dict)->str:
-    "A short hash of what a seed's results depend on."
-    keep = {k: v for k, v in config.items() if k not in ('seeds', 'boot', 'out', 'progress', 'resume', 'device')}
+def _key(config:dict, **extra)->str:
+    "A short hash of what one encoder's probe results depend on (not: other encoders, seeds, resamples, device)."
+    skip = ('seeds', 'boot', 'out', 'progress', 'resume', 'device', 'methods', 'counterfactuals', 'generator_steps', 'classifier_epochs')
+    keep = {**{k: v for k, v in config.items() if k not in skip}, **extra}
     return _digest(np.frombuffer(json.dumps(_jsonable(keep), sort_keys=True).encode(), np.uint8))
 
 def _save_probes(path, probes:dict, histories:dict, key:str):
-    "One seed's probe results as arrays and JSON text (np.load with allow_pickle=False reads them back)."
+    "Probe results as arrays and JSON text (np.load with allow_pickle=False reads them back)."
     arrays = dict(key=np.array(key), histories=np.array(json.dumps(histories)), names=np.array(json.dumps(list(probes))))
     for i, (n, r) in enumerate(probes.items()):
         arrays[f'metrics{i}'] = np.array(r.metrics.to_json(orient='split'))
@@ -699,7 +701,7 @@ def _load_probes(path, key:str):
                                pd.read_json(StringIO(str(z[f'drawn{i}'])), orient='split', dtype={'patient_id': str}))
     return probes, json.loads(str(z['histories']))
 
-# %% ../nbs/13_counterfactual.ipynb #3220234a
+# %% ../nbs/13_counterfactual.ipynb #d0149234
 def _judge_generator(w:dict, generators:dict, tr, labels, classifier_epochs:int, seed:int, device):
     "Judge each generator (name -> ScannerCVAE, plain and + residual) and doing nothing on the world's test patients."
     df, X, f = w['df'], w['images'], w['factual']
@@ -766,19 +768,16 @@ def run_counterfactual_experiment(out='counterfactual_out', n_patients:int=600, 
         if cf_methods and 'learned' in counterfactuals:
             t = time.time()
             s_tr = df.scanner.to_numpy()[tr]
-            guide = fit_attribute_classifier(X[tr], s_tr, df[labels].to_numpy()[tr], classifier_epochs, seed=world_seed, device=device)
-            gen, ghist, elbo_only = train_generator(X[tr], s_tr, generator_steps, guide=guide, seed=world_seed, device=device)
+            gen, ghist = train_generator(X[tr], s_tr, generator_steps, seed=world_seed, device=device)
             caches['learned'] = learned_cache(gen, X[tr], s_tr)
             torch.save(gen.state_dict(), out/'generator.pth')
-            # the judge's classifier is another one (another seed) than the guide the generator was fine-tuned against
-            judge, shown = _judge_generator(w, {'learned': gen, 'learned, ELBO only': elbo_only}, tr, labels, classifier_epochs,
-                                            world_seed + 1, device)
-            generator = dict(model='ScannerCVAE', steps=generator_steps, finetune=0.4, lam=1.0, history=_jsonable(ghist.to_dict(orient='records')),
+            judge, shown = _judge_generator(w, {'learned': gen}, tr, labels, classifier_epochs, world_seed, device)
+            generator = dict(model='ScannerCVAE', steps=generator_steps, gamma=3.0, head_lr=0.04, history=_jsonable(ghist.to_dict(orient='records')),
                              judge=_jsonable(judge.to_dict(orient='records')))
             times['generator_s'] = time.time() - t
             say('generator judged on the test patients (mean over targets):\n' +
                 judge[judge.target == 'all'].drop(columns=['target']).to_string(index=False, float_format='{:.3f}'.format), flush=True)
-        key = _key(config) + ''.join(_digest(c.images) for c in caches.values())
+        digests = {c: _digest(cache.images) for c, cache in caches.items()}
         encoders = [('random', 'none'), ('simclr', 'none')] + [(m, c) for m in cf_methods for c in counterfactuals]
         names = [encoder_name(*e) for e in encoders]
         images_t = torch.as_tensor(X[:, None]).float()/255
@@ -787,20 +786,25 @@ def run_counterfactual_experiment(out='counterfactual_out', n_patients:int=600, 
         reps, histories, n_train = {}, {}, {}
         for seed in seeds:
             t = time.time()
-            cached = _load_probes(out/'seeds'/f'seed{seed}.npz', key) if resume else None
-            if cached is None:
-                feats, hist = {}, {}
-                for method, cf in encoders:
-                    n = encoder_name(method, cf)
+            probes, hist = {}, {}
+            for method, cf in encoders:
+                n = encoder_name(method, cf)
+                path = out/'seeds'/f"seed{seed}_{n.replace(' (', '_').replace(')', '')}.npz"
+                key = _key(config, seed=seed, method=method, cache=digests.get(cf, 'none'))
+                cached = _load_probes(path, key) if resume else None
+                if cached is not None:
+                    probes[n], h = cached[0][n], cached[1].get(n)
+                    say(f"seed {seed}: {n} reused from {path.name}", flush=True)
+                else:
                     say(f"seed {seed}: {n}", flush=True)
+                    h = None
                     if method == 'random': enc = random_baseline(arch, images_t[tr], seed, device)
-                    else: enc, hist[n] = pretrain_counterfactual(X, caches.get(cf), method, tr, va, arch, epochs, bs, lr,
-                                                                 acquisition_aug=acquisition_aug, seed=seed, device=device)
-                    feats[n] = extract_features(enc, images_t, device=device)
+                    else: enc, h = pretrain_counterfactual(X, caches.get(cf), method, tr, va, arch, epochs, bs, lr,
+                                                           acquisition_aug=acquisition_aug, seed=seed, device=device)
+                    probes[n] = linear_probe(extract_features(enc, images_t, device=device), df, labels, fractions, draws, seed=world_seed)
                     del enc
-                probes = {n: linear_probe(feats[n], df, labels, fractions, draws, seed=world_seed) for n in names}
-                _save_probes(out/'seeds'/f'seed{seed}.npz', probes, hist, key)
-            else: probes, hist = cached; say(f"seed {seed}: reused {out/'seeds'/f'seed{seed}.npz'}")
+                    _save_probes(path, {n: probes[n]}, {n: h}, key)
+                if h is not None: hist[n] = h
             histories[seed] = hist
             n_train = probes['simclr'].metrics.groupby('fraction').n_train_patients.mean().to_dict()
             used = list(probes['simclr'].metrics.label.unique())          # labels with both classes among the test images
