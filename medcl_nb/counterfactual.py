@@ -662,9 +662,9 @@ def pretrain_counterfactual(images, # uint8 (N, H, W)
     names = list(learn.recorder.metric_names[1:-1])
     return learn.encoder.eval(), [dict(zip(names, map(float, v))) for v in learn.recorder.values]
 
-# %% ../nbs/13_counterfactual.ipynb #2db9f068
+# %% ../nbs/13_counterfactual.ipynb #22cad4bf
 QUICK = dict(seeds=(0,), epochs=3, generator_steps=800, classifier_epochs=15, boot=500)
-FULL = dict(seeds=(0, 1, 2), epochs=12, generator_steps=1500, classifier_epochs=30, boot=1000)
+FULL = dict(seeds=(0, 1, 2), epochs=8, generator_steps=1500, classifier_epochs=30, boot=1000)
 
 def _digest(x)->str:
     "A short hash of an array's bytes."
