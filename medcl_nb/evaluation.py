@@ -131,7 +131,8 @@ def subgroup_report(df, y_true, y_score, attributes=('sex', 'domain'), metric=ro
             found[g] = (float(metric(y[m], s[m])), reps)
             rows.append({**row, 'value': found[g][0], **dict(zip(('lo', 'hi'), _interval(reps, ci)))})
         if len(found) >= 2:
-            best, worst = max(found, key=lambda g: found[g][0]), min(found, key=lambda g: found[g][0])
+            ranked = sorted(found, key=lambda g: found[g][0])        # stable: on a tie, two different groups
+            worst, best = ranked[0], ranked[-1]
             gap = found[best][1] - found[worst][1]
             rows.append(dict(attribute=attr, group=f'{best} - {worst}', kind='gap', value=found[best][0] - found[worst][0],
                              **dict(zip(('lo', 'hi'), _interval(gap, ci)))))
@@ -286,7 +287,7 @@ def linear_probe(features, df, labels, label_fractions=(0.001, 0.01, 0.1, 1.0), 
         n_tr = df.loc[tr, 'patient_id'].nunique()
         if lo > max(1, round(f * n_tr)) * 1.5:
             warnings.warn(f"label fraction {f}: {f * n_tr:.1f} of {n_tr} training patients asked for; drew {lo}-{hi}, "
-                          "the fewest that give every label a positive and a negative patient (n_train_patients says so)")
+                          "the patients a greedy cover needed to give every label a positive and a negative patient (n_train_patients says so)")
     return LinearEval(metrics, pd.concat(scores, ignore_index=True), pd.concat(drawn, ignore_index=True))
 
 # %% ../nbs/09_evaluation.ipynb #983e2d89
@@ -417,6 +418,7 @@ def few_shot(encoder, df, labels, k=(1, 5, 10, 50), draws=5, seed=0, images=None
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_evaluation.ipynb #46a02bea
+from .models import num_features
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.optimizer import Adam
@@ -442,25 +444,26 @@ def fine_tune(encoder:nn.Module, df, labels, label_fractions=(0.01, 0.1, 1.0), d
     X = images if images is not None else load_images(df, size)
     if len(X) != len(df): raise ValueError(f"images has {len(X)} rows but df has {len(df)}: one image per row")
     tr, va, te = _split_masks(df)
+    va_rows, te_rows = (torch.tensor(np.flatnonzero(m)) for m in (va, te))   # tensor indices: pandas' masks are read-only
     labels = _usable_labels(df, list(labels), te)
     fractions, device = _check_fractions(label_fractions), device or default_device()
     Y = torch.tensor(df[labels].to_numpy(dtype='float32'))
-    nf = extract_features(encoder, X[:2]).shape[1] if not hasattr(encoder, 'num_features') else encoder.num_features
+    nf = num_features(encoder, img_size=X.shape[-1])        # the attribute, else one eval-mode forward (no mode warning)
     rows = []
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='label_fraction')
         draws_ = [(f, d, sub) for f, d, sub in label_fraction_draws(df[tr], fractions, draws, seed, labels) if not (f == 1 and d)]
     for f, d, sub in draws_:
         torch.manual_seed(hash((seed, d, f)) % 2**31)
-        idx = torch.as_tensor(sub.index.to_numpy())
+        idx = torch.tensor(sub.index.to_numpy())                   # a copy: pandas' index array is read-only
         dls = DataLoaders.from_dsets(torch.utils.data.TensorDataset(X[idx], Y[idx]),
-                                     torch.utils.data.TensorDataset(X[va], Y[va]), bs=max(2, min(bs, len(idx))), device=device)
+                                     torch.utils.data.TensorDataset(X[va_rows], Y[va_rows]), bs=max(2, min(bs, len(idx))), device=device)
         model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(nf, len(labels))).to(device)
         learn = Learner(dls, model, loss_func=masked_bce, opt_func=Adam)
         if progress: learn.fit_one_cycle(epochs, lr)
         else:
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-        P_va, P_te = _predict(model, X[va], bs, device), _predict(model, X[te], bs, device)
+        P_va, P_te = _predict(model, X[va_rows], bs, device), _predict(model, X[te_rows], bs, device)
         for j, l in enumerate(labels):
             y_va, y_te = df.loc[va, l].to_numpy(), df.loc[te, l].to_numpy()
             kv, kt = ~np.isnan(y_va), ~np.isnan(y_te)
