@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_counterfactual.ipynb #f4200cfb
 from __future__ import annotations
-import argparse, copy, hashlib, json, sys, tempfile, time, warnings
+import argparse, copy, hashlib, json, os, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
@@ -31,7 +31,7 @@ __all__ = ['SCM_NODES', 'ROOTS', 'SCM_EDGES', 'INTERVENABLE', 'MODEL_VARIABLES',
            'make_world', 'world_groups', 'resampled_aucs', 'group_reps', 'group_differences', 'gap_differences',
            'encoder_name', 'pretrain_counterfactual', 'run_counterfactual_experiment', 'format_counterfactual_table',
            'plot_scanner_auc', 'plot_sex_gap', 'plot_generator', 'counterfactual_parser', 'parse_counterfactual_args',
-           'medcl_counterfactual_cli', 'CounterfactualViewer']
+           'medcl_counterfactual_cli', 'live_frontend', 'CounterfactualViewer']
 
 # %% ../nbs/13_counterfactual.ipynb #0f2a6fb3
 SCM_NODES = {'scanner': (0, 4.2), 'sex': (0, 3.0), 'age': (0, 1.8), 'frailty': (0, 0.6),     # node: (x, y) in the picture
@@ -638,7 +638,6 @@ def _gap_rows(ra:dict, rb:dict, names, reference, fractions, labels, ci=0.95, na
             row.update(dict(diff=np.nan, lo=np.nan, hi=np.nan) if n == reference else dict(zip(('diff', 'lo', 'hi'), (g - g0, *_interval(rg - rg0, ci)))))
             out.append(row)
     return out
-    return pd.DataFrame(out)
 
 # %% ../nbs/13_counterfactual.ipynb #0369dc59
 def encoder_name(method:str, counterfactuals:str)->str:
@@ -950,7 +949,7 @@ def counterfactual_parser():
                     "(simulator) or learned (ScannerCVAE) counterfactuals, with paired patient-bootstrap CIs. Quick by default; --full "
                     f"sets {FULL}.")
     p.add_argument('--out', default='counterfactual_out', help="folder for report.json, the plots and the per-seed results")
-    p.add_argument('--full', action='store_true', help="the full protocol (3 seeds, 12 epochs, ...); explicit flags still win")
+    p.add_argument('--full', action='store_true', help=f"the full protocol ({FULL}); explicit flags still win")
     p.add_argument('--patients', type=_count(20), default=600, help="patients in the simulated world (about 3.3 studies each)")
     p.add_argument('--prevalence', type=_prevalence, default=0.02, help="share of the rare scanner's patients, in (0, 1)")
     p.add_argument('--rare', choices=list(SCANNERS), default='scanner_C', help="the scanner made rare")
@@ -1009,12 +1008,16 @@ def medcl_counterfactual_cli(argv=None):
           f"({report['times']['total_s']:.0f} s, {report['times']['total_cpu_s']:.0f} s CPU)")
 
 # %% ../nbs/13_counterfactual.ipynb #aacd0407
-def _live_kernel()->bool:
-    "True inside a Jupyter kernel (widgets can be shown); False under nbdev_test's shell or plain Python."
+def live_frontend()->bool:
+    "Is a Jupyter front-end running this cell? (JupyterLab and Notebook 7 send a cell id with each request; nbconvert and nbdev_test do not.)"
+    setting = os.environ.get('MEDCL_WIDGETS', '').lower()             # 'live' or 'static' overrides the guess (as in notebook 04)
+    if setting in ('live', 'static'): return setting == 'live'
     try: from IPython import get_ipython
     except ImportError: return False
-    ip = get_ipython()
-    return ip is not None and getattr(ip, 'kernel', None) is not None
+    kernel = getattr(get_ipython(), 'kernel', None)
+    if kernel is None: return False                                    # no kernel: a script, pytest or nbdev_test
+    try: return bool(kernel.get_parent().get('metadata', {}).get('cellId'))
+    except Exception: return False
 
 class CounterfactualViewer:
     "One study under do(scanner) and do(sex): `image(...)` is the plain function, `widget()` the ipywidgets front end."
@@ -1068,15 +1071,15 @@ class CounterfactualViewer:
         return fig
 
     def widget(self):
-        "ipywidgets: a study slider, a scanner dropdown and a sex toggle over the same film."
+        "ipywidgets: a study slider, a scanner slider and a sex slider over the same film (`show` draws it)."
         import ipywidgets as W
         study = W.IntSlider(value=self.i, min=0, max=len(self.df) - 1, description='study')
-        scanner = W.Dropdown(options=list(SCANNERS), value=self.df.scanner[self.i], description='scanner')
-        sex = W.ToggleButtons(options=list(SEXES), value=self.df.sex[self.i], description='sex')
+        scanner = W.SelectionSlider(options=list(SCANNERS), value=self.df.scanner[self.i], description='scanner')
+        sex = W.SelectionSlider(options=list(SEXES), value=self.df.sex[self.i], description='sex')
         out = W.Output()
         def update(_=None):
             self.select(study.value)
-            if not _live_kernel(): self.render(scanner.value, sex.value); self.current = self.image(scanner.value, sex.value); return
+            if not live_frontend(): self.current = self.image(scanner.value, sex.value); return    # no front-end to draw in
             with out:
                 out.clear_output(wait=True); self.show(scanner.value, sex.value); plt.show()
         for w_ in (study, scanner, sex): w_.observe(update, names='value')
@@ -1084,6 +1087,7 @@ class CounterfactualViewer:
         return W.VBox([W.HBox([study, scanner]), sex, out])
 
     def _ipython_display_(self):
+        "The widgets in a live front-end; elsewhere (nbdev_test, nbconvert, the docs) the static grid."
         from IPython.display import display
-        if _live_kernel(): display(self.widget())
+        if live_frontend(): display(self.widget()); return
         fig = self.grid(); display(fig); plt.close(fig)
