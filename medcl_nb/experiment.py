@@ -19,9 +19,9 @@ from .evaluation import (label_efficiency, extract_features, few_shot, fine_tune
 # %% auto #0
 __all__ = ['PRETRAINERS', 'RESERVED_NAMES', 'DEFAULT_FRACTIONS', 'PAPER_FRACTIONS', 'find_dataset', 'prepare_splits',
            'choose_labels', 'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'Pretrained',
-           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'pretrain_igcl_method',
-           'subsample_patients', 'dataset_summary', 'format_table', 'format_text_tables', 'run_experiment',
-           'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
+           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation',
+           'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table',
+           'format_text_tables', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
 def find_dataset(path, views=FRONTAL_VIEWS):
@@ -182,6 +182,41 @@ def check_methods(methods) -> list:
     clash = [m for m in methods if m in RESERVED_NAMES]
     if clash: raise ValueError(f"methods: {clash} is a baseline's name in the report; register the method under another name")
     return methods
+
+# %% ../nbs/09b_experiment.ipynb #62be6bb8
+def localization_evaluation(model, df, arch='resnet18', size=64, device=None):
+    "The `'localization'` evaluation of an image-text model (notebook 11) on `df`'s test patients, or None when `df` has no finding boxes."
+    from medcl_nb.local import find_boxes, read_boxes, localization_eval, random_encoder_like
+    path = find_boxes(df)
+    if path is None: return None
+    def evaluate(test_df, test_images, labels, seed, n_boot):
+        images = load_images(df, size)
+        train = torch.tensor((df.split == 'train').to_numpy())
+        rnd = random_encoder_like(arch, getattr(model.encoder, 'output_stride', 32), images[train], seed, device)
+        return localization_eval(model, df, images, read_boxes(path), random_encoder=rnd, n_boot=n_boot, seed=seed)
+    return evaluate
+
+def pretrain_lovt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64, device=None, seed=0, progress=True,
+                  path=None, extra_aug=(), acquisition_aug=True, **kwargs) -> Pretrained:
+    "LoVT (notebook 11) on the training studies: whole reports, ConVIRT's global loss + local losses; no flips; localization when boxes exist."
+    from medcl_nb.local import lovt_dls, lovt_learner, lovt_aug
+    from medcl_nb.augment import ablation_aug
+    import tempfile
+    set_seed(seed)
+    df = df.reset_index(drop=True)
+    train, valid = df[df.split == 'train'], df[df.split == 'valid']
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='study_texts: ')   # counted once in run_experiment's notes
+        dls = lovt_dls(pd.concat([train, valid]), size=size, bs=bs, splits=(train, valid), device=device)
+    aug = ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else lovt_aug(acquisition_aug)
+    learn = lovt_learner(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
+    history = _fit(learn, epochs, lr, progress)
+    model = learn.model.eval()
+    ev = localization_evaluation(model, df, arch, size, device)
+    return Pretrained(learn.encoder.eval(), history, model=model, evaluations={'localization': ev} if ev else None)
+
+PRETRAINERS['lovt'] = pretrain_lovt
+
 
 # %% ../nbs/09b_experiment.ipynb #b3d9f4e6
 def pretrain_igcl_method(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,

@@ -211,3 +211,30 @@ def test_tiny_multi_method_run_with_text_evaluations(tmp_path):
     assert all(0 <= x['chance'] <= 1 and 0 <= x['value'] <= 1 for x in ret)
     assert report['localization'] is None
     assert {'pretrain_moco_s', 'pretrain_convirt_s', 'text_eval_s'} <= set(report['times'])
+
+def test_lovt_registered_with_its_recipe():
+    "LoVT (notebook 11) is a registry entry with ConVIRT's rate; its localization evaluation needs finding boxes."
+    import pandas as pd
+    from medcl_nb.experiment import PRETRAINERS, default_lr, localization_evaluation, experiment_parser
+    assert 'lovt' in PRETRAINERS and default_lr('lovt') == 1e-4
+    assert 'lovt' in next(a for a in experiment_parser()._actions if a.dest == 'methods').choices
+    assert localization_evaluation(None, pd.DataFrame({'path': ['nowhere/files/p10/x.png'], 'split': ['test']})) is None
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_tiny_lovt_run_reports_localization(tmp_path):
+    "`--methods lovt`: zero-shot, retrieval and the localization scores (pointing game, cell probe with its references) in the report."
+    out = tmp_path/'lovt'
+    r = run('--data', 'data_samples', '--methods', 'lovt', '--epochs', '1', '--size', '32', '--max-patients', '150',
+            '--draws', '1', '--boot', '30', '--fractions', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
+            '--out', str(out), timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
+    assert report['config']['lrs'] == {'lovt': 1e-4} and report['zero_shot'] and report['retrieval']
+    loc = report['localization']
+    assert loc and {x['encoder'] for x in loc} == {'lovt'}
+    assert {(x['task'], x['scorer']) for x in loc} >= {('pointing game', 'attention'), ('pointing game', 'similarity'),
+        ('cell probe', 'frozen features'), ('cell probe', 'random init'), ('cell probe', 'cell position only'),
+        ('cell probe', 'frozen features - random init')}
+    for x in loc:
+        assert x['lo'] <= x['value'] <= x['hi'] and x['n'] > 0
+        if x['task'] == 'pointing game': assert 0 < x['chance'] < 1 and x['grid'] == '2x2'     # 32 px at output stride 16
