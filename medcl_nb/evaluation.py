@@ -20,7 +20,7 @@ __all__ = ['DEFAULT_CS', 'check_binary', 'auroc', 'auprc', 'mcc', 'mcc_threshold
            'subgroup_report', 'extract_features', 'check_features', 'fit_linear_probe', 'probe_scores', 'LinearEval',
            'linear_probe', 'ImageFrame', 'image_loader', 'load_images', 'linear_eval', 'paired_differences',
            'label_efficiency', 'prototype_scores', 'few_shot', 'masked_bce', 'fine_tune', 'plot_label_efficiency',
-           'plot_per_label', 'plot_subgroups']
+           'plot_per_label', 'plot_subgroups', 'retrieval_metrics', 'retrieval_chance']
 
 # %% ../nbs/09_evaluation.ipynb #43819ca3
 def check_binary(y_true, where='the test set', name='y_true'):
@@ -131,7 +131,8 @@ def subgroup_report(df, y_true, y_score, attributes=('sex', 'domain'), metric=ro
             found[g] = (float(metric(y[m], s[m])), reps)
             rows.append({**row, 'value': found[g][0], **dict(zip(('lo', 'hi'), _interval(reps, ci)))})
         if len(found) >= 2:
-            best, worst = max(found, key=lambda g: found[g][0]), min(found, key=lambda g: found[g][0])
+            ranked = sorted(found, key=lambda g: found[g][0])        # stable: on a tie, two different groups
+            worst, best = ranked[0], ranked[-1]
             gap = found[best][1] - found[worst][1]
             rows.append(dict(attribute=attr, group=f'{best} - {worst}', kind='gap', value=found[best][0] - found[worst][0],
                              **dict(zip(('lo', 'hi'), _interval(gap, ci)))))
@@ -286,7 +287,7 @@ def linear_probe(features, df, labels, label_fractions=(0.001, 0.01, 0.1, 1.0), 
         n_tr = df.loc[tr, 'patient_id'].nunique()
         if lo > max(1, round(f * n_tr)) * 1.5:
             warnings.warn(f"label fraction {f}: {f * n_tr:.1f} of {n_tr} training patients asked for; drew {lo}-{hi}, "
-                          "the fewest that give every label a positive and a negative patient (n_train_patients says so)")
+                          "the patients a greedy cover needed to give every label a positive and a negative patient (n_train_patients says so)")
     return LinearEval(metrics, pd.concat(scores, ignore_index=True), pd.concat(drawn, ignore_index=True))
 
 # %% ../nbs/09_evaluation.ipynb #983e2d89
@@ -417,6 +418,7 @@ def few_shot(encoder, df, labels, k=(1, 5, 10, 50), draws=5, seed=0, images=None
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_evaluation.ipynb #46a02bea
+from .models import num_features
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.optimizer import Adam
@@ -442,25 +444,26 @@ def fine_tune(encoder:nn.Module, df, labels, label_fractions=(0.01, 0.1, 1.0), d
     X = images if images is not None else load_images(df, size)
     if len(X) != len(df): raise ValueError(f"images has {len(X)} rows but df has {len(df)}: one image per row")
     tr, va, te = _split_masks(df)
+    va_rows, te_rows = (torch.tensor(np.flatnonzero(m)) for m in (va, te))   # tensor indices: pandas' masks are read-only
     labels = _usable_labels(df, list(labels), te)
     fractions, device = _check_fractions(label_fractions), device or default_device()
     Y = torch.tensor(df[labels].to_numpy(dtype='float32'))
-    nf = extract_features(encoder, X[:2]).shape[1] if not hasattr(encoder, 'num_features') else encoder.num_features
+    nf = num_features(encoder, img_size=X.shape[-1])        # the attribute, else one eval-mode forward (no mode warning)
     rows = []
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='label_fraction')
         draws_ = [(f, d, sub) for f, d, sub in label_fraction_draws(df[tr], fractions, draws, seed, labels) if not (f == 1 and d)]
     for f, d, sub in draws_:
         torch.manual_seed(hash((seed, d, f)) % 2**31)
-        idx = torch.as_tensor(sub.index.to_numpy())
+        idx = torch.tensor(sub.index.to_numpy())                   # a copy: pandas' index array is read-only
         dls = DataLoaders.from_dsets(torch.utils.data.TensorDataset(X[idx], Y[idx]),
-                                     torch.utils.data.TensorDataset(X[va], Y[va]), bs=max(2, min(bs, len(idx))), device=device)
+                                     torch.utils.data.TensorDataset(X[va_rows], Y[va_rows]), bs=max(2, min(bs, len(idx))), device=device)
         model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(nf, len(labels))).to(device)
         learn = Learner(dls, model, loss_func=masked_bce, opt_func=Adam)
         if progress: learn.fit_one_cycle(epochs, lr)
         else:
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-        P_va, P_te = _predict(model, X[va], bs, device), _predict(model, X[te], bs, device)
+        P_va, P_te = _predict(model, X[va_rows], bs, device), _predict(model, X[te_rows], bs, device)
         for j, l in enumerate(labels):
             y_va, y_te = df.loc[va, l].to_numpy(), df.loc[te, l].to_numpy()
             kv, kt = ~np.isnan(y_va), ~np.isnan(y_te)
@@ -513,3 +516,102 @@ def plot_subgroups(report, figsize=(6, 3.5)):
         ax.set(title=t, xlabel='AUC (95% CI)')
     fig.tight_layout()
     return fig
+
+# %% ../nbs/09_evaluation.ipynb #9066587b
+def _as_2d_float(x, name):
+    "A finite float64 (N, D) numpy array from a tensor or an array; raise naming `name` otherwise."
+    x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0: raise ValueError(f"{name} must be a 2-D (N, D) array of embeddings, got shape {x.shape}")
+    if not np.isfinite(x).all(): raise ValueError(f"{name} contains NaN or inf: embeddings must be finite")
+    norms = np.linalg.norm(x, axis=1)
+    if (norms == 0).any(): raise ValueError(f"{name} row {int(np.argmin(norms))} is all zeros: its cosine similarity is undefined")
+    return x.astype(np.float64) / norms[:, None]
+
+def _check_retrieval_labels(labels, n, name):
+    "1-D labels (any comparable values, no NaN) or 2-D 0/1/NaN multi-label rows, one per embedding."
+    y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if y.ndim not in (1, 2): raise ValueError(f"{name} must be 1-D (one label per item) or 2-D (multi-label), got shape {y.shape}")
+    if len(y) != n: raise ValueError(f"{name} has {len(y)} rows for {n} embeddings: one label (row) per embedding")
+    if y.dtype.kind == 'f':
+        if y.ndim == 1 and np.isnan(y).any(): raise ValueError(f"{name} contains NaN: a 1-D label must be known to compare it")
+        if y.ndim == 2 and not np.isin(y[~np.isnan(y)], (0., 1.)).all():
+            raise ValueError(f"{name}: multi-label rows must hold 1.0, 0.0 or NaN (unknown), found {np.unique(y[~np.isnan(y)])[:5].tolist()}")
+    return y
+
+def _relevance(q, g):
+    "(Q, G) bool: equal 1-D labels, or at least one shared positive label of 2-D multi-label rows."
+    if q.ndim != g.ndim or (q.ndim == 2 and q.shape[1] != g.shape[1]):
+        raise ValueError(f"query_labels and gallery_labels must have the same kind of labels, got shapes {q.shape} and {g.shape}")
+    if q.ndim == 1: return q[:, None] == g[None, :]
+    return ((q == 1).astype(np.float64) @ (g == 1).astype(np.float64).T) > 0
+
+def _check_ks(ks, G):
+    ks = [ks] if np.isscalar(ks) else list(ks)
+    if not ks: raise ValueError("ks is empty: give at least one K for Recall@K")
+    for k in ks:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= G:
+            raise ValueError(f"ks: every K must be an integer in [1, {G}] (the gallery size), got {k!r}")
+    return [int(k) for k in ks]
+
+def _check_exclude(exclude, Q, G):
+    if exclude is None: return np.zeros((Q, G), bool)
+    e = exclude.detach().cpu().numpy() if isinstance(exclude, torch.Tensor) else np.asarray(exclude)
+    if e.dtype != bool or e.shape != (Q, G): raise ValueError(f"exclude must be a boolean (Q, G) = ({Q}, {G}) mask, got {e.dtype} {e.shape}")
+    return e
+
+def retrieval_metrics(query_emb, # (Q, D) query embeddings (tensor or array)
+                      gallery_emb, # (G, D) gallery embeddings, compared by cosine similarity
+                      query_labels, # (Q,) labels, or (Q, L) multi-label rows of 1.0 / 0.0 / NaN
+                      gallery_labels, # (G,) or (G, L), the same kind as query_labels
+                      ks=(1, 5, 10), # the K of Recall@K, each in [1, G]
+                      exclude=None, # optional (Q, G) bool: True removes that gallery item from that query's ranking
+                      per_query:bool=False, # also return 'per_query', a DataFrame of each query's AP and hits
+                      chunk:int=1024, # queries ranked at once (memory: chunk x G float64)
+                     ) -> dict: # 'mAP', 'recall@K' for each K, 'n_queries', 'n_no_relevant'
+    "Recall@K and mAP of cosine-similarity retrieval; relevant = same label or a shared positive label; ties broken by gallery order."
+    qe, ge = _as_2d_float(query_emb, 'query_emb'), _as_2d_float(gallery_emb, 'gallery_emb')
+    if qe.shape[1] != ge.shape[1]: raise ValueError(f"query_emb and gallery_emb must have the same width D, got {qe.shape[1]} and {ge.shape[1]}")
+    Q, G = len(qe), len(ge)
+    ql, gl = _check_retrieval_labels(query_labels, Q, 'query_labels'), _check_retrieval_labels(gallery_labels, G, 'gallery_labels')
+    ks, excl = _check_ks(ks, G), _check_exclude(exclude, Q, G)
+    ap, hits = np.full(Q, np.nan), np.full((Q, len(ks)), np.nan)
+    for s in range(0, Q, chunk):
+        sims = qe[s:s+chunk] @ ge.T
+        rel = _relevance(ql[s:s+chunk], gl) & ~excl[s:s+chunk]
+        sims[excl[s:s+chunk]] = -np.inf                       # excluded items sink below every real similarity
+        order = np.argsort(-sims, axis=1, kind='stable')      # stable: ties keep gallery order
+        ranked = np.take_along_axis(rel, order, axis=1)
+        n_rel, found = ranked.sum(1), np.cumsum(ranked, axis=1)
+        has = n_rel > 0
+        prec = found / np.arange(1, G + 1)
+        ap[s:s+chunk][has] = (prec * ranked).sum(1)[has] / n_rel[has]
+        hits[s:s+chunk][has] = np.stack([found[has, k - 1] > 0 for k in ks], axis=1)
+    ok = ~np.isnan(ap)
+    if not ok.any(): raise ValueError("no query has a relevant item in the gallery (check the labels): mAP and Recall@K are undefined")
+    out = {'mAP': float(ap[ok].mean()), **{f'recall@{k}': float(hits[ok, j].mean()) for j, k in enumerate(ks)},
+           'n_queries': int(ok.sum()), 'n_no_relevant': int((~ok).sum())}
+    if per_query: out['per_query'] = pd.DataFrame({'ap': ap, **{f'recall@{k}': hits[:, j] for j, k in enumerate(ks)}})
+    return out
+
+# %% ../nbs/09_evaluation.ipynb #1b986084
+def retrieval_chance(query_labels, # as for `retrieval_metrics`
+                     gallery_labels,
+                     ks=(1, 5, 10), # the K of Recall@K
+                     exclude=None, # optional (Q, G) bool mask, as for `retrieval_metrics`
+                    ) -> dict: # the expected 'mAP' and 'recall@K' of a uniformly random ranking
+    "Expected Recall@K and mAP of a random ranking (closed forms) over the queries `retrieval_metrics` would score."
+    from scipy.stats import hypergeom
+    from scipy.special import digamma
+    ql = _check_retrieval_labels(query_labels, len(query_labels), 'query_labels')
+    gl = _check_retrieval_labels(gallery_labels, len(gallery_labels), 'gallery_labels')
+    ks, excl = _check_ks(ks, len(gl)), _check_exclude(exclude, len(ql), len(gl))
+    rel = _relevance(ql, gl) & ~excl
+    R, n = rel.sum(1), (~excl).sum(1)                           # relevant and ranked items per query
+    ok = R > 0
+    if not ok.any(): raise ValueError("no query has a relevant item in the gallery (check the labels): mAP and Recall@K are undefined")
+    R, n = R[ok].astype(float), n[ok].astype(float)
+    H = digamma(n + 1) + np.euler_gamma                         # harmonic number H_n
+    frac = np.where(n > 1, (R - 1) / np.maximum(n - 1, 1), 1.)
+    ap = frac + H / n * (1 - frac)
+    rec = {f'recall@{k}': float(np.mean(1 - hypergeom.pmf(0, n, R, np.minimum(k, n)))) for k in ks}
+    return {'mAP': float(ap.mean()), **rec}

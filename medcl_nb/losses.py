@@ -11,9 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['align_loss', 'uniform_loss', 'info_nce', 'InfoNCE', 'nt_xent', 'NTXent', 'FastaiLoss', 'sup_con', 'SupCon',
-           'convirt_loss', 'ConVIRTLoss', 'local_alignment', 'local_uniformity', 'local_uniformity_metric',
-           'LocalAlignment', 'LocalUniformity']
+__all__ = ['align_loss', 'uniform_loss', 'info_nce', 'InfoNCE', 'info_nce_gradients', 'nt_xent', 'NTXent', 'FastaiLoss',
+           'sup_con', 'SupCon', 'convirt_loss', 'ConVIRTLoss', 'local_alignment', 'local_uniformity',
+           'local_uniformity_metric', 'LocalAlignment', 'LocalUniformity']
 
 # %% ../nbs/04_losses.ipynb #7854426e
 def _check_embeddings(x, name, ndim=2, shape="(N, D)"):
@@ -172,6 +172,20 @@ class InfoNCE(nn.Module):
         self.temperature, self.normalize = temperature, normalize
     def forward(self, q, k, queue=None): return info_nce(q, k, self.temperature, queue, self.normalize)
     def extra_repr(self): return f"temperature={self.temperature}, normalize={self.normalize}"
+
+# %% ../nbs/04_losses.ipynb #09c2f7c7
+def info_nce_gradients(similarities:torch.Tensor, # (K+1,) cosine similarities of one query: the positive first, then K negatives
+                       temperature:float=0.1, # softmax temperature tau > 0
+                      ) -> dict: # probs (K+1,), loss (scalar), grad (K+1,): d loss / d similarity
+    "One query's InfoNCE as a function of its similarities: the softmax over the candidates, the loss, and its gradient."
+    _check_embeddings(similarities, 'similarities', ndim=1, shape="(K+1,)")
+    _check_has_negatives(similarities.shape[0], 'similarities', what='candidates')
+    _check_positive(temperature, 'temperature')
+    (s,) = _upcast(similarities, normalize=False)
+    log_probs = torch.log_softmax(s / temperature, 0)
+    probs = log_probs.exp()
+    grad = (probs - F.one_hot(torch.tensor(0, device=s.device), len(s)).to(s.dtype)) / temperature
+    return dict(probs=probs, loss=-log_probs[0], grad=grad)
 
 # %% ../nbs/04_losses.ipynb #daa01945
 def reference_nt_xent(z1, z2, temperature=0.1):

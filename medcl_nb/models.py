@@ -8,6 +8,7 @@ import copy, math, socket
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
+import medcl_nb                      # before fastai: the package silences fastai's torch.jit.script FutureWarning
 from fastai.vision.models.xresnet import xresnet18, xresnet34, xresnet50
 
 # %% auto #0

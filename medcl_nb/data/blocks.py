@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 import matplotlib.pyplot as plt
+from .readers import load_image          # medcl_nb first: its warning filter is then active for fastai
+from .splits import patient_split, check_no_patient_leak
+from ..augment import BatchAug, TwoViews, medical_aug, show_two_views
 from fastai.data.core import TfmdDL, DataLoaders
 from fastai.data.transforms import IntToFloatTensor
 from fastai.torch_core import TensorImage
-from .readers import load_image
-from .splits import patient_split, check_no_patient_leak
-from ..augment import BatchAug, TwoViews, medical_aug, show_two_views
 
 # %% auto #0
 __all__ = ['resize_image', 'preload_images', 'CXRImages', 'resolve_splits', 'CXRDataLoader', 'show_images', 'contrastive_dls',
