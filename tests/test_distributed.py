@@ -1,8 +1,10 @@
 """Distributed contrastive training with real processes (notebook 17): 2 ranks, gloo, CPU, localhost.
 
-Each test spawns 2 processes with torch.multiprocessing, which join a gloo process group on a free port with a
+Each test starts 2 processes with torch.multiprocessing, which join a gloo process group on a free port with a
 2-minute collective timeout (a bug fails instead of hanging) and leave it when done; rank results come back through
-files in pytest's tmp_path. The one-process references are computed in the test process itself.
+files in pytest's tmp_path. The one-process references are computed in the test process itself. The processes are
+forked from a forkserver that has imported torch, fastai and medcl_nb once (and never ran a torch kernel, so forking
+is safe): without it each of the 19 processes spent seconds of CPU importing the same libraries.
 
     python -m pytest tests/test_distributed.py -v
 """
@@ -34,7 +36,9 @@ def _entry(rank, world, port, fn, out, args):
 
 def run_ranks(fn, out, *args, world=WORLD):
     "Run `fn(rank, out, *args)` in `world` processes; raises if any of them fails."
-    mp.spawn(_entry, args=(world, _free_port(), fn, str(out), args), nprocs=world, join=True)
+    mp.get_context('forkserver').set_forkserver_preload(['medcl_nb.learner', 'fastai.distributed', __name__])
+    mp.start_processes(_entry, args=(world, _free_port(), fn, str(out), args), nprocs=world, join=True,
+                       start_method='forkserver')
 
 def load(path): return torch.load(path, weights_only=True)
 
