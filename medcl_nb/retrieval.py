@@ -389,7 +389,9 @@ def retrieval_seed_summary(reports:list, # `run_retrieval` reports of one config
     acc_rows = [with_ci(dict(encoder=n, seeds=len(g)), 'accuracy', g.accuracy) for n, g in acc.groupby('encoder', sort=False)]
     rows = []
     for (task, name), g in ret.groupby(['task', 'encoder'], sort=False):
-        row = dict(task=task, encoder=name, seeds=len(g), n_queries=int(g.n_queries.iloc[0]), chance_mAP=g.chance_mAP.mean())
+        nq = sorted(set(int(q) for q in g.n_queries))         # differs between seeds when --max-patients draws the patients by seed
+        row = dict(task=task, encoder=name, seeds=len(g), n_queries=nq[0] if len(nq) == 1 else '/'.join(map(str, g.n_queries.astype(int))),
+                   chance_mAP=g.chance_mAP.mean())
         for k in ('mAP', 'recall@1', 'recall@5', 'recall@10'): row = with_ci(row, k, g[k])
         if name != reference: row = with_ci(row, 'mAP_vs_ref', g.mAP_diff)
         if name != 'image' and (task, g.seed.iloc[0]) in image.index:

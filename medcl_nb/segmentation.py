@@ -677,6 +677,10 @@ def seed_summary(reports:list, # `run_segmentation` reports of one configuration
             cols['dice_vs_full'] = g.dice.to_numpy() - dice_full.loc[[(name, k) for k in g.seed]].to_numpy()
         for key, v in cols.items():
             if v is None: continue
+            v = np.asarray(v, dtype=float)
+            if key == 'ef_mae':                  # EF is undefined in a run whose ED predictions are all empty: count the seeds it has
+                row['ef_mae_seeds'] = int(np.isfinite(v).sum()); v = v[np.isfinite(v)]
+                if len(v) < 2: continue
             c = seed_ci(v, ci); row |= {key: c['mean'], f'{key}_sd': c['sd'], f'{key}_lo': c['lo'], f'{key}_hi': c['hi']}
         if name != reference:
             a = avg[(avg.encoder == name) & (avg.fraction == f)]
