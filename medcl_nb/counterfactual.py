@@ -16,6 +16,7 @@ from .evaluation import (extract_features, linear_probe, paired_differences, Lin
                                  patient_resample_weights, _paired_reps, _interval)
 from .experiment import random_baseline, _jsonable, _versions
 from .simclr import simclr_learner
+from .widgets import live_frontend
 from fasttransform import ItemTransform
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import IntToFloatTensor
@@ -31,7 +32,7 @@ __all__ = ['SCM_NODES', 'ROOTS', 'SCM_EDGES', 'INTERVENABLE', 'MODEL_VARIABLES',
            'make_world', 'world_groups', 'resampled_aucs', 'group_reps', 'group_differences', 'gap_differences',
            'encoder_name', 'pretrain_counterfactual', 'run_counterfactual_experiment', 'format_counterfactual_table',
            'plot_scanner_auc', 'plot_sex_gap', 'plot_generator', 'counterfactual_parser', 'parse_counterfactual_args',
-           'medcl_counterfactual_cli', 'live_frontend', 'CounterfactualViewer']
+           'medcl_counterfactual_cli', 'CounterfactualViewer']
 
 # %% ../nbs/13_counterfactual.ipynb #0f2a6fb3
 SCM_NODES = {'scanner': (0, 4.2), 'sex': (0, 3.0), 'age': (0, 1.8), 'frailty': (0, 0.6),     # node: (x, y) in the picture
@@ -1008,17 +1009,6 @@ def medcl_counterfactual_cli(argv=None):
           f"({report['times']['total_s']:.0f} s, {report['times']['total_cpu_s']:.0f} s CPU)")
 
 # %% ../nbs/13_counterfactual.ipynb #aacd0407
-def live_frontend()->bool:
-    "Is a Jupyter front-end running this cell? (JupyterLab and Notebook 7 send a cell id with each request; nbconvert and nbdev_test do not.)"
-    setting = os.environ.get('MEDCL_WIDGETS', '').lower()             # 'live' or 'static' overrides the guess (as in notebook 04)
-    if setting in ('live', 'static'): return setting == 'live'
-    try: from IPython import get_ipython
-    except ImportError: return False
-    kernel = getattr(get_ipython(), 'kernel', None)
-    if kernel is None: return False                                    # no kernel: a script, pytest or nbdev_test
-    try: return bool(kernel.get_parent().get('metadata', {}).get('cellId'))
-    except Exception: return False
-
 class CounterfactualViewer:
     "One study under do(scanner) and do(sex): `image(...)` is the plain function, `widget()` the ipywidgets front end."
     def __init__(self, sim:ToyCXR, # the simulator the rows come from
