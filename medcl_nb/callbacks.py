@@ -5,6 +5,8 @@
 # %% ../nbs/06_callbacks.ipynb #79e996ac
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+from .models import momentum_update_   # medcl_nb before fastai: its warning filter applies
+from .losses import align_loss, uniform_loss
 from fastcore.basics import store_attr, first
 from fastcore.foundation import L
 from fastai.callback.core import Callback
@@ -12,8 +14,6 @@ from fastai.learner import ValueMetric
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.channelslast import ChannelsLast
 from fastai.torch_core import get_model
-from .models import momentum_update_
-from .losses import align_loss, uniform_loss
 from .distributed import world_size, rank, all_gather_no_grad, broadcast_buffers
 
 # %% auto #0

@@ -32,7 +32,7 @@ def _check_embeddings(x, name, ndim=2, shape="(N, D)"):
 
 def _check_positive(value, name):
     "Raise unless `value` is a finite number > 0 (a float or a one-element tensor)."
-    try: v = float(value)
+    try: v = float(value.detach() if isinstance(value, torch.Tensor) else value)   # a learnable temperature: no warning
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"`{name}` must be a number > 0, got {value!r}") from None
     if not (math.isfinite(v) and v > 0):

@@ -30,7 +30,7 @@ def test_entry_point_declared():
 def test_help():
     r = run('--help', timeout=120)
     assert r.returncode == 0, r.stderr
-    for opt in ('--data', '--method', '--epochs', '--fractions', '--out', '--device'): assert opt in r.stdout
+    for opt in ('--data', '--method', '--methods', '--epochs', '--fractions', '--out', '--device'): assert opt in r.stdout
 
 BAD = [
     (['--fractions', '0'], 'label fraction must be in (0, 1], got 0'),
@@ -40,6 +40,11 @@ BAD = [
     (['--draws', '0'], 'argument --draws: expected an integer >= 1, got 0'),
     (['--data', 'no/such/folder'], '--data: folder not found: no/such/folder'),
     (['--method', 'byol'], "argument --method: invalid choice: 'byol'"),
+    (['--methods', 'moco', 'byol'], "argument --methods: invalid choice: 'byol'"),
+    (['--method', 'moco', '--methods', 'convirt'], '--method and --methods: give one of them'),
+    (['--methods', 'moco', 'moco'], '--methods: each method once, got moco moco'),
+    (['--lr', '0'], '--lr must be a positive number, got 0.0'),
+    (['--data', 'no/such/pneumoniamnist.npz'], '--data: MedMNIST file not found: no/such/pneumoniamnist.npz'),
 ]
 
 def test_bad_argument_exits_2_from_the_console():
@@ -74,6 +79,8 @@ def test_tiny_run_writes_report_and_plots(tmp_path):
     text = (out/'report.json').read_text()
     report = json.loads(text, parse_constant=lambda c: pytest.fail(f'report.json holds {c}: not strict JSON'))
     assert report['config']['epochs'] == 1 and report['config']['fractions'] == [0.2, 1.0] and report['seed'] == 0
+    assert report['config']['methods'] == ['moco'] and report['config']['lr'] == 1e-3     # MoCo's recipe rate when --lr is not given
+    assert report['zero_shot'] is None and report['retrieval'] is None and report['localization'] is None   # image-only
     assert {'torch', 'fastai', 'sklearn', 'medcl_nb'} <= set(report['versions'])
     assert set(report['encoders']) >= {'moco', 'random'}
     assert len(report['pretraining']['history']) == 1
@@ -97,6 +104,7 @@ def test_cli_defaults_match_the_function_defaults(monkeypatch):
     for k in ('method', 'epochs', 'arch', 'size', 'bs', 'lr', 'boot', 'draws', 'queue_size', 'momentum', 'temperature', 'seed'):
         assert getattr(a, k) == run_d[k], (k, getattr(a, k), run_d[k])
     assert list(a.fractions) == list(run_d['fractions'])
+    assert a.methods == ['moco'] and run_d['methods'] is None          # the default run is the MoCo-only job
     for k in ('method', 'arch', 'epochs', 'bs', 'lr', 'size', 'seed'): assert pre_d[k] == run_d[k], (k, pre_d[k], run_d[k])
     # data_samples has ~1,400 training images: a longer queue would hold each image's own old keys as negatives
     assert a.queue_size < 1000
@@ -143,3 +151,124 @@ def test_cli_no_acquisition_aug_reaches_run_experiment(monkeypatch):
     for argv in ([], ['--no-acquisition-aug']):
         with pytest.raises(SystemExit): ex.medcl_experiment_cli(argv)
     assert seen == [True, False]
+
+def test_default_learning_rates_are_each_methods_recipe():
+    "--lr unset: MoCo and SimCLR train at 1e-3 (the main job's recipe), ConVIRT at 1e-4 (notebook 10: 1e-3 collapses it)."
+    from medcl_nb.experiment import default_lr, PRETRAINERS
+    assert {m: default_lr(m) for m in ('moco', 'simclr', 'convirt')} == {'moco': 1e-3, 'simclr': 1e-3, 'convirt': 1e-4}
+    assert {'moco', 'simclr', 'convirt'} <= set(PRETRAINERS)
+
+def test_registry_contract_with_a_plugged_in_method(tmp_path, monkeypatch):
+    """A method registered in PRETRAINERS runs through the whole protocol: its encoder is probed beside random init and
+    compared with MoCo, and its named `evaluations` land in the report under their name (the slot LoVT's localization uses)."""
+    import pandas as pd, torch
+    import medcl_nb.experiment as ex
+    from medcl_nb.models import encoder as make_encoder
+    calls = {}
+    def fake(df, *, arch='resnet18', epochs=12, bs=32, lr=0.5, size=64, device=None, seed=0, progress=True, **kw):
+        calls.update(kw, lr=lr, n_train=int((df.split == 'train').sum()))
+        torch.manual_seed(seed + 1)
+        loc = lambda d, images, labels, seed, n_boot: pd.DataFrame(dict(metric=['pointing game'], value=[0.5], n=[len(d)]))
+        return ex.Pretrained(make_encoder(arch).eval(), [dict(loss=1.0)], evaluations={'localization': loc})
+    def fake_moco(df, *, lr=1e-3, **kw): return ex.Pretrained(make_encoder('resnet18').eval(), [dict(loss=2.0)])
+    monkeypatch.setitem(ex.PRETRAINERS, 'fake', fake)
+    monkeypatch.setitem(ex.PRETRAINERS, 'moco', fake_moco)
+    report = ex.run_experiment(ROOT/'data_samples', methods=['moco', 'fake'], epochs=1, size=32, max_patients=80, draws=1, boot=20,
+                               fractions=(1.0,), few_shot_k=(), out=tmp_path, device='cpu', progress=False)
+    assert calls['lr'] == 0.5 and calls['temperature'] == 0.1 and 'queue_size' not in calls and calls['acquisition_aug'] is True
+    assert set(report['encoders']) == {'moco', 'fake', 'random'} and report['config']['lrs']['fake'] == 0.5
+    refs = {(s['encoder'], s['reference']) for s in report['linear_eval']['summary']}
+    assert refs == {('moco', 'random'), ('fake', 'random'), ('fake', 'moco')}
+    assert report['localization'] == [dict(metric='pointing game', value=0.5, n=report['dataset']['test']['images'], encoder='fake')]   # run on the test rows
+    assert 'AUC fake' in report['table'] and 'AUC moco' in report['table']
+    with pytest.raises(ValueError, match='unknown'): ex.run_experiment(ROOT/'data_samples', methods=['nope'], out=tmp_path)
+    monkeypatch.setitem(ex.PRETRAINERS, 'no_lr', lambda df, **kw: None)
+    with pytest.raises(ValueError, match='must take an `lr` argument'): ex.run_experiment(ROOT/'data_samples', methods=['no_lr'], out=tmp_path)
+    with pytest.raises(ValueError, match='baseline'):
+        monkeypatch.setitem(ex.PRETRAINERS, 'random', fake); ex.run_experiment(ROOT/'data_samples', methods=['random'], out=tmp_path)
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_tiny_multi_method_run_with_text_evaluations(tmp_path):
+    "`--methods moco convirt`: one report with both methods against random init, ConVIRT against MoCo, zero-shot and retrieval."
+    out = tmp_path/'multi'
+    r = run('--data', 'data_samples', '--methods', 'moco', 'convirt', '--epochs', '1', '--size', '32', '--max-patients', '150',
+            '--draws', '2', '--boot', '30', '--fractions', '0.2', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
+            '--out', str(out), timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for text in ('AUC convirt', 'AUC moco', 'zero-shot', 'retrieval', 'chance'): assert text in r.stdout, text
+    report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
+    assert report['config']['methods'] == ['moco', 'convirt'] and report['config']['lrs'] == {'moco': 1e-3, 'convirt': 1e-4}
+    assert set(report['encoders']) >= {'moco', 'convirt', 'random'}
+    assert set(report['pretraining']['methods']) == {'moco', 'convirt'} and len(report['pretraining']['methods']['convirt']['history']) == 1
+    mean = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
+    assert {(s['encoder'], s['reference']) for s in mean} >= {('moco', 'random'), ('convirt', 'random'), ('convirt', 'moco')}
+    for s in mean: assert s['lo'] <= s['diff'] <= s['hi']
+    assert {m['encoder'] for m in report['linear_eval']['metrics']} >= {'moco', 'convirt', 'random'}
+    zs = report['zero_shot']
+    assert zs and {z['encoder'] for z in zs} == {'convirt'} and all(z['lo'] <= z['auc'] <= z['hi'] for z in zs)
+    ret = report['retrieval']
+    assert {(x['task'], x['relevance']) for x in ret} == {('image→report', 'paired'), ('report→image', 'paired'),
+        ('image→report', 'same finding, other patients'), ('report→image', 'same finding, other patients')}
+    assert all(0 <= x['chance'] <= 1 and 0 <= x['value'] <= 1 for x in ret)
+    assert report['localization'] is None
+    assert {'pretrain_moco_s', 'pretrain_convirt_s', 'text_eval_s'} <= set(report['times'])
+
+def test_lovt_registered_with_its_recipe():
+    "LoVT (notebook 11) is a registry entry with ConVIRT's rate; its localization evaluation needs finding boxes."
+    import pandas as pd
+    from medcl_nb.experiment import PRETRAINERS, default_lr, localization_evaluation, experiment_parser
+    assert 'lovt' in PRETRAINERS and default_lr('lovt') == 1e-4
+    assert 'lovt' in next(a for a in experiment_parser()._actions if a.dest == 'methods').choices
+    assert localization_evaluation(None, pd.DataFrame({'path': ['nowhere/files/p10/x.png'], 'split': ['test']})) is None
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_tiny_lovt_run_reports_localization(tmp_path):
+    "`--methods lovt`: zero-shot, retrieval and the localization scores (pointing game, cell probe with its references) in the report."
+    out = tmp_path/'lovt'
+    r = run('--data', 'data_samples', '--methods', 'lovt', '--epochs', '1', '--size', '32', '--max-patients', '150',
+            '--draws', '1', '--boot', '30', '--fractions', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
+            '--out', str(out), timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
+    assert report['config']['lrs'] == {'lovt': 1e-4} and report['zero_shot'] and report['retrieval']
+    loc = report['localization']
+    assert loc and {x['encoder'] for x in loc} == {'lovt'}
+    assert {(x['task'], x['scorer']) for x in loc} >= {('pointing game', 'attention'), ('pointing game', 'similarity'),
+        ('cell probe', 'frozen features'), ('cell probe', 'random init'), ('cell probe', 'cell position only'),
+        ('cell probe', 'frozen features - random init')}
+    for x in loc:
+        assert x['lo'] <= x['value'] <= x['hi'] and x['n'] > 0
+        if x['task'] == 'pointing game': assert 0 < x['chance'] < 1 and x['grid'] == '2x2'     # 32 px at output stride 16
+def _pneumoniamnist(path, sizes=(('train', 80), ('val', 24), ('test', 40)), seed=0):
+    "A file in PneumoniaMNIST's exact layout (uint8 images (N, 28, 28), uint8 labels (N, 1)); positives carry a bright blob."
+    import numpy as np
+    rng, arrays = np.random.default_rng(seed), {}
+    yy, xx = np.mgrid[:28, :28]
+    blob = 120 * np.exp(-((yy - 14) ** 2 + (xx - 10) ** 2) / 20)
+    for split, n in sizes:
+        y = (np.arange(n) % 2).astype(np.uint8)[:, None]
+        x = rng.normal(90, 25, (n, 28, 28)) + y[:, :, None] * blob
+        arrays[f'{split}_images'] = x.clip(0, 255).astype(np.uint8)
+        arrays[f'{split}_labels'] = y
+    np.savez_compressed(path, **arrays)
+    return path
+
+def test_medmnist_file_runs_the_main_job(tmp_path):
+    "`--data file.npz` (MedMNIST 2D): the main job runs unchanged, each image its own patient, and the report says so."
+    npz = _pneumoniamnist(tmp_path/'pneumoniamnist.npz')
+    out = tmp_path/'exp'
+    r = subprocess.run(_cmd() + ['--data', str(npz), '--epochs', '1', '--size', '28', '--bs', '16', '--draws', '1', '--boot', '10',
+                                 '--fractions', '1.0', '--few-shot', '1', '--device', 'cpu', '--no-progress', '--out', str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**__import__('os').environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': str(ROOT), 'TMPDIR': str(tmp_path)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'each image counts as its own patient' in r.stdout
+    report = json.loads((out/'report.json').read_text())
+    ds = report['dataset']
+    assert 'MedMNIST has no patient ids, so each image counts as its own patient' in ds['source'] and 'pneumoniamnist.npz' in ds['source']
+    assert ds['labels'] == ['Pneumonia'] and "official" in ds['split']
+    for split, n in (('train', 80), ('valid', 24), ('test', 40)): assert ds[split]['images'] == ds[split]['patients'] == n, (split, ds[split])
+    assert ds['test']['positives']['Pneumonia'] == 20
+    assert (tmp_path/'medcl_medmnist').is_dir()                      # the PNGs went to the (redirected) temp folder
+    summary = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
+    assert [s['fraction'] for s in summary] == [1.0] and all(0 <= m['auc'] <= 1 for m in report['linear_eval']['metrics'])
