@@ -139,3 +139,11 @@ def moco_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1], e.g. `contras
     learn = ContrastiveLearner(dls, model, loss_func=FastaiLoss(InfoNCE(args['temperature'])),
                                opt_func=args['opt_func'], lr=args['lr'], cbs=[c for c in all_cbs if c is not None], **kwargs)
     return gpu_speedups(learn) if amp else learn
+
+# %% ../nbs/08_moco.ipynb #a6c22a6b
+from .convirt import convirt_learner
+from .local import lovt_learner
+from .graph import igcl_learner
+from .segmentation import segmentation_learner
+from .retrieval import supcon_learner
+from .timeseries import ebcl_learner
