@@ -2,9 +2,12 @@
 
 1. AMP vs fp32: the MoCo loss of the same batch and weights under bf16 autocast vs float32 (relative difference).
 2. MoCo training step, resnet50 at 224x224: fp32 vs bf16 autocast + channels_last, plain PyTorch loop and the
-   fastai Learner (moco_learner): images/s and peak GPU memory; ratios within this run.
+   fastai Learner (moco_learner with its default optimizer, TorchAdam: torch's fused Adam with fastai's
+   hyperparameters); the plain loop steps with torch.optim.AdamW(fused=True) and the same hyperparameters (betas
+   0.9/0.99, eps 1e-5, weight decay 0.01): images/s and peak GPU memory; ratios within this run.
+   `--fastai-adam` adds the Learner with fastai's own Adam (the default before TorchAdam), for comparison.
 
-    python benchmarks/run_gpu.py [--bs 64] [--steps 20] [--smoke]
+    python benchmarks/run_gpu.py [--bs 64] [--steps 20] [--fastai-adam] [--smoke]
 
 Without a GPU it prints a message and exits 0. `--smoke` runs every code path on the CPU at toy sizes
 (resnet18, 32 px) to check the script itself; its numbers mean nothing.
@@ -19,6 +22,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--bs', type=int, default=64); p.add_argument('--steps', type=int, default=20)
     p.add_argument('--smoke', action='store_true')
+    p.add_argument('--fastai-adam', action='store_true', help="also time the Learner with fastai's Adam")
     a = p.parse_args()
     if not torch.cuda.is_available() and not a.smoke:
         print("run_gpu.py: no CUDA device found; nothing to measure (use --smoke to check the script on the CPU).")
@@ -30,6 +34,7 @@ def main():
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast
     from fastai.torch_core import set_seed
+    from fastai.optimizer import Adam
     from medcl_nb.learner import moco_learner
     from medcl_nb.models import momentum_update_
     from medcl_nb.augment import medical_aug
@@ -51,7 +56,7 @@ def main():
 
     x_cpu = torch.rand(bs * (steps + 3), 1, size, size)
     items = [(xi,) for xi in x_cpu]
-    def make_learner(amp, channels_last, n_items=None):
+    def make_learner(amp, channels_last, n_items=None, **kwargs):
         set_seed(0)
         its = items[:n_items] if n_items else items
         dls = DataLoaders(DataLoader(its, bs=bs, shuffle=True, drop_last=True, device=device),
@@ -59,7 +64,7 @@ def main():
         cbs = ([MixedPrecision(amp_mode='bf16' if amp_dtype == torch.bfloat16 else 'fp16')] if amp and cuda else []) \
               + ([ChannelsLast()] if channels_last else [])
         return moco_learner(dls, arch, queue_size=16384, momentum=0.999, temperature=0.2, aug=medical_aug(),
-                            amp=False, path=tempfile.mkdtemp(), cbs=cbs)
+                            amp=False, path=tempfile.mkdtemp(), cbs=cbs, **kwargs)
 
     # 1. AMP vs fp32 loss on the same batch and weights
     learn = make_learner(False, False, n_items=bs * 2)
@@ -80,7 +85,8 @@ def main():
         model = learn.model.to(device)
         if channels_last: model = model.to(memory_format=torch.channels_last)
         loss_fn, aug = InfoNCE(0.2), medical_aug()
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.99), eps=1e-5,
+                                weight_decay=0.01, fused=True)        # the work TorchAdam does, without fastai
         scaler = torch.amp.GradScaler('cuda', enabled=amp and cuda and amp_dtype == torch.float16)
         ctx = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp else nullcontext
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -105,27 +111,30 @@ def main():
         order = 100
         def before_train(self): reset_peak(); sync(); self.t = time.perf_counter()
         def after_train(self): sync(); self.s = time.perf_counter() - self.t; self.peak = peak_gib()
-    def with_fastai(amp, channels_last):
-        learn = make_learner(amp, channels_last, n_items=bs * 3)
+    def with_fastai(amp, channels_last, **kwargs):
+        learn = make_learner(amp, channels_last, n_items=bs * 3, **kwargs)
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4)   # warm-up
-        learn = make_learner(amp, channels_last)
+        learn = make_learner(amp, channels_last, **kwargs)
         learn.add_cb(TrainTimer())
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4)
         return len(learn.dls.train) * bs / learn.train_timer.s, learn.train_timer.peak
 
     rows = []
-    for label, fn in (('plain', plain), ('fastai', with_fastai)):
+    runs = [('plain', plain), ('fastai', with_fastai)]
+    if a.fastai_adam: runs.append(('fastai (fastai Adam)', lambda amp, cl: with_fastai(amp, cl, opt_func=Adam)))
+    for label, fn in runs:
         for amp, cl in ((False, False), (True, True)):
             ips, mem = fn(amp, cl)
             rows.append((label, 'fp32' if not amp else f"{str(amp_dtype).split('.')[-1]}+channels_last", ips, mem))
-            print(f"2. {label:6s} {rows[-1][1]:22s} {ips:9.1f} images/s   peak memory {mem:6.2f} GiB", flush=True)
+            print(f"2. {label:20s} {rows[-1][1]:22s} {ips:9.1f} images/s   peak memory {mem:6.2f} GiB", flush=True)
     get = {(r[0], r[1]): r for r in rows}
     fast = rows[1][1]
-    for label in ('plain', 'fastai'):
+    for label in [r[0] for r in runs]:
         print(f"   {label}: {fast} / fp32 speed-up {get[(label, fast)][2] / get[(label, 'fp32')][2]:.2f}x, "
               f"memory ratio {get[(label, fast)][3] / get[(label, 'fp32')][3]:.2f}")
-    for prec in ('fp32', fast):
-        print(f"   fastai / plain images/s at {prec}: {get[('fastai', prec)][2] / get[('plain', prec)][2]:.3f}")
+    for label in [r[0] for r in runs[1:]]:
+        for prec in ('fp32', fast):
+            print(f"   {label} / plain images/s at {prec}: {get[(label, prec)][2] / get[('plain', prec)][2]:.3f}")
     return 0
 
 if __name__ == '__main__': sys.exit(main())

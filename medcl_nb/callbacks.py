@@ -5,6 +5,8 @@
 # %% ../nbs/06_callbacks.ipynb #79e996ac
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
+from .models import momentum_update_   # medcl_nb before fastai: its warning filter applies
+from .losses import align_loss, uniform_loss
 from fastcore.basics import store_attr, first
 from fastcore.foundation import L
 from fastai.callback.core import Callback
@@ -12,8 +14,7 @@ from fastai.learner import ValueMetric
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.channelslast import ChannelsLast
 from fastai.torch_core import get_model
-from .models import momentum_update_
-from .losses import align_loss, uniform_loss
+from .distributed import world_size, rank, all_gather_no_grad, broadcast_buffers
 
 # %% auto #0
 __all__ = ['KeyQueue', 'TwoViewsCallback', 'MomentumUpdate', 'QueueUpdate', 'TemperatureSchedule', 'AlignUniformMonitor',
@@ -110,7 +111,8 @@ class TemperatureSchedule(Callback):
 class AlignUniformMonitor(Callback):
     "Record alignment(pred[0], pred[1]) and uniformity(pred[0]) per training batch; report their validation means as metrics."
     order = 4
-    def __init__(self): self._train, self._valid = [], []
+    def __init__(self, gather=None): # e.g. `all_gather_no_grad`: the global batch under DDP, when `pred` is per-rank
+        self.gather, self._train, self._valid = gather, [], []
 
     def before_fit(self):
         names = [getattr(m, 'name', None) for m in self.learn.metrics]
@@ -124,6 +126,7 @@ class AlignUniformMonitor(Callback):
     def before_validate(self): self._valid = []
     def after_loss(self):
         q, k = self.pred[0].detach(), self.pred[1].detach()
+        if self.gather: q, k = self.gather(q), self.gather(k)
         if len(q) < 2: return                                   # uniformity needs a pair
         (self._train if self.training else self._valid).append(torch.stack([align_loss(q, k), uniform_loss(q)]))
 
@@ -184,15 +187,22 @@ def knn_metric(query, query_y, bank, bank_y, k=20, temperature=0.1)->tuple[str, 
 # %% ../nbs/06_callbacks.ipynb #a5f2ed0d
 @torch.no_grad()
 def _embed(enc:nn.Module, dl, max_items:int|None=None):
-    "Features and labels of a labeled dataloader, in eval mode (the encoder's mode is restored)."
+    "Features and labels of the first `max_items` items of a labeled dataloader, in eval mode (the encoder's mode is restored)."
     was_training, feats, ys, n = enc.training, [], [], 0
+    n_ranks, me = world_size(), rank()                             # under DDP: rank r embeds batches r, r + W, ...
+    broadcast_buffers(enc)                                         # rank 0's BatchNorm statistics everywhere
     enc.eval()
     try:
-        for b in dl:
-            feats.append(enc(b[0]).float()); ys.append(b[1]); n += len(b[0])
+        for i, b in enumerate(dl):
+            take = len(b[0]) if max_items is None else min(len(b[0]), max_items - n)
+            if i % n_ranks == me: feats.append(enc(b[0][:take]).float()); ys.append(b[1][:take])
+            elif i == 0: feats.append(enc(b[0][:0]).float()); ys.append(b[1][:0])   # zero rows: the shapes, if no batch is ours
+            n += take
             if max_items and n >= max_items: break
     finally: enc.train(was_training)
-    return torch.cat(feats)[:max_items], torch.cat(ys)[:max_items]
+    feats, ys = torch.cat(feats), torch.cat(ys)
+    if n_ranks == 1: return feats, ys
+    return all_gather_no_grad(feats, equal_sizes=False), all_gather_no_grad(ys, equal_sizes=False)
 
 def knn_eval(enc:nn.Module, bank_dl, query_dl, k:int=20, temperature:float=0.1, max_items:int|None=None)->tuple[str, float]:
     "kNN metric of `enc`'s frozen features: bank from `bank_dl`, queries from `query_dl` (both yield images, labels)."

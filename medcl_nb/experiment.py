@@ -17,16 +17,20 @@ from .evaluation import (label_efficiency, extract_features, few_shot, fine_tune
                                  plot_label_efficiency, plot_per_label, plot_subgroups)
 
 # %% auto #0
-__all__ = ['PRETRAINERS', 'RESERVED_NAMES', 'DEFAULT_FRACTIONS', 'PAPER_FRACTIONS', 'find_dataset', 'prepare_splits',
-           'choose_labels', 'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'Pretrained',
-           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'pretrain_igcl_method',
-           'subsample_patients', 'dataset_summary', 'format_table', 'format_text_tables', 'run_experiment',
-           'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
+__all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'PRETRAINERS', 'RESERVED_NAMES', 'DEFAULT_FRACTIONS',
+           'PAPER_FRACTIONS', 'find_dataset', 'prepare_splits', 'choose_labels', 'medmnist_frame',
+           'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'Pretrained',
+           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation',
+           'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table',
+           'format_text_tables', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
 def find_dataset(path, views=FRONTAL_VIEWS):
-    "Read the chest radiographs under `path` (MIMIC-CXR-JPG layout, CheXpert, or a folder holding `cxr/` such as data_samples)."
+    "Read the chest radiographs under `path` (MIMIC-CXR-JPG layout, CheXpert, a folder holding `cxr/` such as data_samples, or a MedMNIST .npz)."
     p = Path(path)
+    if p.suffix == '.npz':                                   # one MedMNIST 2D file (medmnist_frame, below)
+        if not p.is_file(): raise FileNotFoundError(f"MedMNIST file not found: {p}")
+        return medmnist_frame(p)
     if not p.is_dir(): raise FileNotFoundError(f"data folder not found: {p}")
     for root in (p, p/'cxr'):
         if root.is_dir() and any(root.glob('mimic-cxr-*-metadata.csv*')):
@@ -58,7 +62,8 @@ def prepare_splits(df, valid_pct=0.1, test_pct=0.2, seed=0):
 # %% ../nbs/09b_experiment.ipynb #e1483468
 def choose_labels(df, labels=None, min_pos=5):
     "Labels (default: the CheXpert/NIH names in `df`) with >= `min_pos` positive and negative images in every split; and why others were left out."
-    cands = list(labels) if labels else [l for l in KNOWN_LABELS if l in df.columns and df[l].notna().any()]
+    cands = list(labels) if labels else [l for l in KNOWN_LABELS if l in df.columns and df[l].notna().any()] + \
+        [c for c in df.columns if c.startswith('class ')]      # MedMNIST's unnamed classes (medmnist_frame)
     keep, dropped = [], {}
     for l in cands:
         if l not in df.columns: raise ValueError(f"label {l!r} is not a column of the dataset (labels there: {[c for c in KNOWN_LABELS if c in df.columns]})")
@@ -68,6 +73,50 @@ def choose_labels(df, labels=None, min_pos=5):
         else: keep.append(l)
     if not keep: raise ValueError(f"no label has {min_pos} positive and negative images in every split: {dropped}")
     return keep, dropped
+
+# %% ../nbs/09b_experiment.ipynb #a6dc718f
+from .data.readers import read_medmnist, NIH_LABELS
+
+MEDMNIST_NO_PATIENTS = "MedMNIST has no patient ids, so each image counts as its own patient"
+MEDMNIST_LABEL_NAMES = {'chestmnist': NIH_LABELS, 'pneumoniamnist': ['Pneumonia']}   # the others: 'class 0', 'class 1', ...
+
+def _medmnist_labels(name:str, y:np.ndarray)->pd.DataFrame:
+    "Label columns of one MedMNIST file: multi-label columns as they are, a binary task as one column, else one-vs-rest."
+    known = MEDMNIST_LABEL_NAMES.get(name)
+    if y.shape[1] > 1 or (known and len(known) == 1 and set(np.unique(y)) <= {0, 1}):
+        names = known if known and len(known) == y.shape[1] else [f'class {j}' for j in range(y.shape[1])]
+        return pd.DataFrame(y.astype('float32'), columns=names)
+    classes = np.unique(y[:, 0])
+    if set(classes) <= {0, 1}: return pd.DataFrame({'class 1': (y[:, 0] == 1).astype('float32')})
+    return pd.DataFrame({f'class {c}': (y[:, 0] == c).astype('float32') for c in classes})
+
+def medmnist_frame(npz, # a MedMNIST 2D file: train/val/test _images and _labels, as medmnist writes it
+                   folder=None, # where its images are written as PNG files; default: a folder under the system's temp dir, reused
+                  )->tuple:
+    "(df, note): a MedMNIST 2D file in the library's schema, every image its own patient, PNG paths, official splits."
+    from PIL import Image
+    import hashlib, tempfile
+    npz = Path(npz)
+    parts = {s: read_medmnist(npz, s) for s in ('train', 'val', 'test')}
+    images = np.concatenate([x for x, _ in parts.values()])
+    if images.ndim not in (3, 4): raise ValueError(f"{npz.name}: expected 2D images (N, H, W) or (N, H, W, 3), got shape {images.shape}")
+    labels = np.concatenate([y.reshape(len(y), -1) for _, y in parts.values()])
+    split = np.concatenate([[{'val': 'valid'}.get(s, s)] * len(x) for s, (x, _) in parts.items()])
+    digest = hashlib.sha1(npz.read_bytes()).hexdigest()[:12]
+    folder = Path(folder) if folder else Path(tempfile.gettempdir())/'medcl_medmnist'/f'{npz.stem}-{digest}'
+    ids = [f'{s}-{i:06d}' for s, (x, _) in parts.items() for i in range(len(x))]
+    paths = [folder/f'{i}.png' for i in ids]
+    if not (folder/'complete').is_file():                          # written once; a run stopped half-way writes again
+        folder.mkdir(parents=True, exist_ok=True)
+        for img, p in zip(images, paths): Image.fromarray(img).convert('L').save(p)
+        (folder/'complete').write_text(digest)
+    df = pd.DataFrame(dict(path=[str(p) for p in paths], patient_id=ids, study_id=ids, image_id=ids, view='frontal',
+                           sex=None, age=np.nan, domain=npz.stem.split('_')[0], split=split))
+    df = pd.concat([df, _medmnist_labels(npz.stem.split('_')[0], labels)], axis=1)
+    h, w = images.shape[1:3]
+    note = (f"MedMNIST file {npz.name} ({len(df)} images, {h}x{w}{', RGB converted to grey' if images.ndim == 4 else ''}); "
+            + MEDMNIST_NO_PATIENTS)
+    return df, note
 
 # %% ../nbs/09b_experiment.ipynb #09cf7baf
 @torch.no_grad()
@@ -182,6 +231,41 @@ def check_methods(methods) -> list:
     clash = [m for m in methods if m in RESERVED_NAMES]
     if clash: raise ValueError(f"methods: {clash} is a baseline's name in the report; register the method under another name")
     return methods
+
+# %% ../nbs/09b_experiment.ipynb #62be6bb8
+def localization_evaluation(model, df, arch='resnet18', size=64, device=None):
+    "The `'localization'` evaluation of an image-text model (notebook 11) on `df`'s test patients, or None when `df` has no finding boxes."
+    from medcl_nb.local import find_boxes, read_boxes, localization_eval, random_encoder_like
+    path = find_boxes(df)
+    if path is None: return None
+    def evaluate(test_df, test_images, labels, seed, n_boot):
+        images = load_images(df, size)
+        train = torch.tensor((df.split == 'train').to_numpy())
+        rnd = random_encoder_like(arch, getattr(model.encoder, 'output_stride', 32), images[train], seed, device)
+        return localization_eval(model, df, images, read_boxes(path), random_encoder=rnd, n_boot=n_boot, seed=seed)
+    return evaluate
+
+def pretrain_lovt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64, device=None, seed=0, progress=True,
+                  path=None, extra_aug=(), acquisition_aug=True, **kwargs) -> Pretrained:
+    "LoVT (notebook 11) on the training studies: whole reports, ConVIRT's global loss + local losses; no flips; localization when boxes exist."
+    from medcl_nb.local import lovt_dls, lovt_learner, lovt_aug
+    from medcl_nb.augment import ablation_aug
+    import tempfile
+    set_seed(seed)
+    df = df.reset_index(drop=True)
+    train, valid = df[df.split == 'train'], df[df.split == 'valid']
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='study_texts: ')   # counted once in run_experiment's notes
+        dls = lovt_dls(pd.concat([train, valid]), size=size, bs=bs, splits=(train, valid), device=device)
+    aug = ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else lovt_aug(acquisition_aug)
+    learn = lovt_learner(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
+    history = _fit(learn, epochs, lr, progress)
+    model = learn.model.eval()
+    ev = localization_evaluation(model, df, arch, size, device)
+    return Pretrained(learn.encoder.eval(), history, model=model, evaluations={'localization': ev} if ev else None)
+
+PRETRAINERS['lovt'] = pretrain_lovt
+
 
 # %% ../nbs/09b_experiment.ipynb #b3d9f4e6
 def pretrain_igcl_method(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
@@ -426,7 +510,7 @@ def experiment_parser():
     p = argparse.ArgumentParser(prog='medcl_experiment', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Label efficiency on chest radiographs: contrastive pretraining (one method or several) vs random initialization, "
                     "linear evaluation at patient-level label fractions with paired patient-bootstrap CIs.")
-    p.add_argument('--data', default='data_samples', help="data_samples/, a MIMIC-CXR-JPG folder or a CheXpert folder")
+    p.add_argument('--data', default='data_samples', help="data_samples/, a MIMIC-CXR-JPG folder, a CheXpert folder or a MedMNIST 2D .npz file (each image its own patient)")
     p.add_argument('--method', choices=tuple(PRETRAINERS), default=None, help="the pretraining method (default: moco)")
     p.add_argument('--methods', choices=tuple(PRETRAINERS), nargs='+', default=None, metavar='METHOD',
                    help=f"several pretraining methods compared on the same test patients, label draws and random baseline; one of {', '.join(PRETRAINERS)} each")
@@ -471,7 +555,9 @@ def parse_experiment_args(argv=None):
     p = experiment_parser()
     a = p.parse_args(argv)
     a.data = _default_data(a.data)
-    if not a.data.is_dir(): p.error(f"--data: folder not found: {a.data}")
+    if a.data.suffix == '.npz':
+        if not a.data.is_file(): p.error(f"--data: MedMNIST file not found: {a.data}")
+    elif not a.data.is_dir(): p.error(f"--data: folder not found: {a.data}")
     if a.device:
         try: dev = torch.device(a.device)
         except RuntimeError as e: p.error(f"--device: {e}")

@@ -10,10 +10,10 @@ import numpy as np, pandas as pd, torch
 import torch.nn as nn, torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
-from .losses import align_loss, uniform_loss, info_nce, nt_xent
+from .losses import align_loss, uniform_loss, info_nce, nt_xent, convirt_loss, ConVIRTLoss
 from .callbacks import KeyQueue
 from .data.splits import label_fraction, check_no_patient_leak
-from .evaluation import fit_linear_probe, probe_scores, bootstrap_ci, load_images, DEFAULT_CS
+from .evaluation import fit_linear_probe, probe_scores, bootstrap_ci, load_images, retrieval_metrics, DEFAULT_CS
 
 # %% auto #0
 __all__ = ['TOY_CONCORDANCE', 'CheckFailed', 'fail', 'check_close', 'find_data_samples', 'load_cxr_samples', 'check_normalize',
@@ -21,9 +21,11 @@ __all__ = ['TOY_CONCORDANCE', 'CheckFailed', 'fail', 'check_close', 'find_data_s
            'check_circle_objectives', 'check_nt_xent', 'check_enqueue', 'check_moco_loss', 'check_moco_step',
            'check_slot_batches', 'check_patient_split', 'check_label_fraction', 'check_concordance',
            'patient_fingerprint', 'check_split_auc', 'check_leak_table', 'check_fit_probe', 'check_resample_patients',
-           'check_bootstrap_auc', 'check_label_efficiency', 'check_curve_rises', 'cell_kind', 'is_assignment',
-           'graded_cells', 'GradedRun', 'assignment_notebooks', 'release_assignments', 'default_assignments_folder',
-           'check_release', 'medcl_assignments_cli']
+           'check_bootstrap_auc', 'check_label_efficiency', 'check_curve_rises', 'check_image_to_text',
+           'check_text_to_image', 'check_convirt', 'check_recall_at_k', 'check_dice', 'check_iou',
+           'check_surface_distances', 'check_hausdorff', 'segmentation_errors', 'check_error_table', 'cell_kind',
+           'is_assignment', 'graded_cells', 'GradedRun', 'assignment_notebooks', 'release_assignments',
+           'default_assignments_folder', 'check_release', 'medcl_assignments_cli']
 
 # %% ../nbs/assignments/00_grading.ipynb #d54f1ae0
 class CheckFailed(AssertionError):
@@ -680,6 +682,187 @@ def check_curve_rises(table, min_gain=.05):
     if means.iloc[-1] - means.iloc[0] < min_gain:
         fail(f'mean AUC at {means.index[-1]:g} minus mean AUC at {means.index[0]:g}', f'at least +{min_gain}', means.iloc[-1] - means.iloc[0],
              'with 20 times more labeled patients the probe must learn more: a flat curve means the draws or the scoring are wrong')
+
+# %% ../nbs/assignments/00_grading.ipynb #cd32ebba
+_WHY_CONVIRT = ("ConVIRT trains the image and the report encoders together: each direction ranks one modality for the other, "
+                "and lambda says how much each counts")
+_ASYM_IMG = torch.tensor([[1., 0], [1, 0]], dtype=torch.float64)      # two images of one kind ...
+_ASYM_TXT = torch.tensor([[1., 0], [0, 1]], dtype=torch.float64)      # ... and two different reports
+_I2T_HAND, _T2I_HAND = (math.log(1 + math.exp(-1)) + math.log(1 + math.e)) / 2, math.log(2)
+
+def check_image_to_text(image_to_text):
+    "The hand-worked 0.8133, the library's `convirt_loss` at lambda_ = 1, the temperature, invariance to rescaling."
+    check_close('image_to_text(v = (e1, e1), u = (e1, e2), tau = 1)', _call(image_to_text, _ASYM_IMG, _ASYM_TXT, 1.), _I2T_HAND,
+                'image -> text: each image (a row of the logits) picks its own report among the batch\'s reports', tol=1e-6,
+                mistakes={'you ranked the images for each report (the columns): that is text -> image': _T2I_HAND})
+    img, txt = _pair(51, n=6, d=5)
+    for tau in (.1, .5):
+        check_close(f'image_to_text on a random batch of 6 pairs, tau = {tau}', _call(image_to_text, img, txt, tau),
+                    convirt_loss(img, txt, tau, lambda_=1.), _WHY_CONVIRT, tol=1e-6,
+                    mistakes={'you did not L2-normalize the embeddings (the logits are cosine similarities / tau)':
+                                  convirt_loss(img, txt, tau, lambda_=1., normalize=False),
+                              'you ranked the images for each report (the columns): that is text -> image': convirt_loss(img, txt, tau, lambda_=0.)})
+    check_close('image_to_text(3 * v, u) - image_to_text(v, u)', _call(image_to_text, 3 * img, txt, .1) - _call(image_to_text, img, txt, .1), 0.,
+                'cosine similarities ignore the length of an embedding', tol=1e-6)
+
+def check_text_to_image(text_to_image):
+    "The hand-worked log 2, the library's `convirt_loss` at lambda_ = 0."
+    check_close('text_to_image(v = (e1, e1), u = (e1, e2), tau = 1)', _call(text_to_image, _ASYM_IMG, _ASYM_TXT, 1.), _T2I_HAND,
+                'text -> image: each report (a column of the logits) picks its own image among the batch\'s images; here both images '
+                'look the same to each report, so each loss is log 2', tol=1e-6,
+                mistakes={'you computed image -> text again (the rows): transpose the logits': _I2T_HAND})
+    img, txt = _pair(52, n=7, d=4)
+    check_close('text_to_image on a random batch of 7 pairs, tau = 0.2', _call(text_to_image, img, txt, .2),
+                convirt_loss(img, txt, .2, lambda_=0.), _WHY_CONVIRT, tol=1e-6,
+                mistakes={'you did not L2-normalize the embeddings': convirt_loss(img, txt, .2, lambda_=0., normalize=False),
+                          'you computed image -> text again (the rows): transpose the logits': convirt_loss(img, txt, .2, lambda_=1.)})
+
+def check_convirt(convirt):
+    "The library's `ConVIRTLoss` at several lambdas, and the symmetry L(v, u, lambda) = L(u, v, 1 - lambda)."
+    img, txt = _pair(53, n=8, d=6)
+    for lam in (0., .25, .75, 1.):
+        check_close(f'convirt(v, u, tau = 0.1, lambda_ = {lam}) on a random batch of 8 pairs', _call(convirt, img, txt, .1, lam),
+                    ConVIRTLoss(.1, lam)(img, txt), _WHY_CONVIRT + ': lambda_ * image->text + (1 - lambda_) * text->image', tol=1e-6,
+                    mistakes={'you swapped the weights: lambda_ weights the image -> text direction (ConVIRT uses 0.75)': ConVIRTLoss(.1, 1 - lam)(img, txt),
+                              'you added the two directions without the weights lambda_ and 1 - lambda_':
+                                  convirt_loss(img, txt, .1, 1.) + convirt_loss(img, txt, .1, 0.)})
+    check_close('convirt(u, v, 0.1, 0.25) - convirt(v, u, 0.1, 0.75)', _call(convirt, txt, img, .1, .25) - _call(convirt, img, txt, .1, .75), 0.,
+                'swapping the modalities swaps the directions, so the loss with weight 1 - lambda_ is the same', tol=1e-6)
+
+def check_recall_at_k(recall_at_k):
+    "Image -> report retrieval of paired rows: the fraction of images whose own report is among the k most similar (the library's `retrieval_metrics`)."
+    e = torch.eye(3, dtype=torch.float64)
+    check_close('recall_at_k(img = (e1, e2, e3), txt = (e1, e2, e3), k = 1)', _call(recall_at_k, e, e, 1), 1.,
+                'every image is most similar to its own report', tol=1e-6)
+    img, txt = _pair(54, n=40, d=6)
+    txt = txt + 2 * img                                               # related, not equal: recall between chance and 1
+    for k in (1, 5, 10):
+        right = retrieval_metrics(img, txt, np.arange(40), np.arange(40), ks=(k,))[f'recall@{k}']
+        check_close(f'recall_at_k on 40 random pairs, k = {k}', _call(recall_at_k, img, txt, k), right,
+                    'recall@k is the share of images whose own report is among the k reports most similar to it', tol=1e-6,
+                    mistakes={'you counted a hit when the report was in the top k+1 (an off-by-one in the ranking)':
+                                  retrieval_metrics(img, txt, np.arange(40), np.arange(40), ks=(k + 1,))[f'recall@{k + 1}']})
+
+# %% ../nbs/assignments/00_grading.ipynb #4f2d12da
+def _boundary(mask):
+    "Pixels of `mask` with a 4-neighbour outside it (the image's edge counts as outside)."
+    from scipy.ndimage import binary_erosion
+    mask = np.asarray(mask, bool)
+    return mask & ~binary_erosion(mask)
+
+def _surface_reference(a, b):
+    "Distances from each boundary pixel of `a` (row-major order) to the nearest boundary pixel of `b`, by distance transform."
+    from scipy.ndimage import distance_transform_edt
+    return distance_transform_edt(~_boundary(b))[_boundary(a)]
+
+def _hausdorff_reference(a, b, q=100):
+    if not np.any(a) or not np.any(b): return math.inf
+    return max(np.percentile(_surface_reference(a, b), q), np.percentile(_surface_reference(b, a), q))
+
+def _square(n=12, rows=(2, 6), cols=(2, 6)):
+    m = np.zeros((n, n), bool); m[rows[0]:rows[1], cols[0]:cols[1]] = True
+    return m
+
+def _random_masks(seed, n=32):
+    "Two overlapping blobs (a thresholded smooth random field), not rectangles."
+    from scipy.ndimage import gaussian_filter
+    g = np.random.default_rng(seed)
+    field = gaussian_filter(g.standard_normal((n, n)), 3)
+    return field > 0.02, gaussian_filter(field + 0.3 * gaussian_filter(g.standard_normal((n, n)), 3), 1) > 0.0
+
+_WHY_SEG = "a segmentation model is chosen and reported by these numbers; a wrong definition changes which model wins"
+
+def check_dice(dice):
+    "Hand-worked 0.5, the empty cases, scikit-learn's F1 score of the pixels."
+    from sklearn.metrics import f1_score
+    a, b = _square(rows=(1, 3), cols=(1, 3)), _square(rows=(1, 3), cols=(2, 4))
+    check_close('dice of two 2x2 squares sharing 2 pixels', _call(dice, a, b), .5, 'Dice = 2|A ∩ B| / (|A| + |B|) = 2 * 2 / 8', tol=1e-9,
+                mistakes={'you forgot the factor 2: |A ∩ B| / (|A| + |B|) is at most 1/2': .25, 'you computed the IoU |A ∩ B| / |A ∪ B|': 1 / 3})
+    empty = np.zeros((5, 5), bool)
+    check_close('dice of two empty masks', _call(dice, empty, empty), 1.,
+                'nothing to find and nothing found is a perfect answer: define Dice as 1 there, not 0/0 = NaN', tol=0)
+    check_close('dice of a mask and an empty prediction', _call(dice, a, np.zeros_like(a)), 0., 'a prediction that misses everything scores 0', tol=0)
+    for seed in range(3):
+        p, t = _random_masks(seed)
+        check_close(f'dice of two random blobs (seed {seed})', _call(dice, p, t), f1_score(t.ravel(), p.ravel()), _WHY_SEG, tol=1e-9)
+
+def check_iou(iou, dice=None):
+    "Hand-worked 1/3, scikit-learn's Jaccard score, and the identity IoU = D / (2 - D)."
+    from sklearn.metrics import jaccard_score
+    a, b = _square(rows=(1, 3), cols=(1, 3)), _square(rows=(1, 3), cols=(2, 4))
+    check_close('iou of two 2x2 squares sharing 2 pixels', _call(iou, a, b), 1 / 3, 'IoU = |A ∩ B| / |A ∪ B| = 2 / 6', tol=1e-9,
+                mistakes={'you computed Dice (2|A ∩ B| / (|A| + |B|))': .5, 'you divided by |A| + |B| instead of the union': .25})
+    empty = np.zeros((5, 5), bool)
+    check_close('iou of two empty masks', _call(iou, empty, empty), 1., 'as for Dice: define it as 1, not 0/0', tol=0)
+    for seed in range(3):
+        p, t = _random_masks(seed)
+        got = _call(iou, p, t)
+        check_close(f'iou of two random blobs (seed {seed})', got, jaccard_score(t.ravel(), p.ravel()), _WHY_SEG, tol=1e-9)
+        if dice is not None:
+            d = float(_call(dice, p, t))
+            check_close(f'iou - D / (2 - D) for your dice D (seed {seed})', float(got) - d / (2 - d), 0.,
+                        'Dice and IoU rank any two predictions the same way: IoU = D / (2 - D)', tol=1e-9)
+
+def check_surface_distances(surface_distances):
+    "A square against itself (all 0) and shifted by 3 columns; random blobs against scipy's distance transform."
+    a = _square()
+    cases = [(a, a, 'a 4x4 square and itself'), (a, _square(cols=(5, 9)), 'a 4x4 square and the same square 3 columns to the right'),
+             *[(*_random_masks(s), f'two random blobs (seed {s})') for s in range(2)]]
+    for p, t, what in cases:
+        got = np.sort(_numbers(_call(surface_distances, p, t), 'surface_distances').ravel())
+        right = np.sort(_surface_reference(p, t))
+        if len(got) != len(right):
+            hint = ('you measured from every pixel of the mask, not only its boundary (use mask & ~binary_erosion(mask))' if len(got) == p.sum()
+                    else 'you measured from the boundary of the second mask to the first: the direction matters' if len(got) == _boundary(t).sum() else None)
+            fail(f'the number of distances for {what}', f'{len(right)} (one per boundary pixel of the first mask)', len(got), _WHY_SEG, hint)
+        check_close(f'the sorted surface distances for {what}', got, right,
+                    'each boundary pixel of the first mask, and its Euclidean distance to the nearest boundary pixel of the second', tol=1e-6)
+
+def check_hausdorff(hausdorff):
+    "Both directions, percentile 100 against scipy's directed_hausdorff, percentile 95 as MONAI defines it, empty masks."
+    from scipy.spatial.distance import directed_hausdorff
+    a, b = _square(rows=(2, 4), cols=(2, 4), n=16), _square(rows=(2, 10), cols=(2, 10), n=16)   # a small square inside a big one
+    check_close('hausdorff(small square, big square containing it)', _call(hausdorff, a, b), _hausdorff_reference(a, b),
+                'the Hausdorff distance is symmetric: the larger of the two directed distances', tol=1e-6,
+                mistakes={'you took only one direction (A -> B); the Hausdorff distance is the max over both directions':
+                              np.percentile(_surface_reference(a, b), 100)})
+    for s in range(2):
+        p, t = _random_masks(s)
+        pa, ta = np.argwhere(_boundary(p)), np.argwhere(_boundary(t))
+        check_close(f'hausdorff(p, t) of two random blobs (seed {s})', _call(hausdorff, p, t),
+                    max(directed_hausdorff(pa, ta)[0], directed_hausdorff(ta, pa)[0]), _WHY_SEG, tol=1e-6)
+        d_pt, d_tp = _surface_reference(p, t), _surface_reference(t, p)
+        check_close(f'hausdorff(p, t, percentile=95) of two random blobs (seed {s})', _call(hausdorff, p, t, 95), _hausdorff_reference(p, t, 95),
+                    "HD95 (MONAI's definition): the 95th percentile of each direction's distances, then the larger", tol=1e-6,
+                    mistakes={"you took the 95th percentile of both directions' distances pooled together": np.percentile(np.r_[d_pt, d_tp], 95),
+                              'you took only one direction (A -> B)': np.percentile(d_pt, 95)})
+    got = _call(hausdorff, a, np.zeros_like(a))
+    if not (isinstance(got, (float, np.floating)) and math.isinf(got)):
+        fail('hausdorff(mask, empty mask)', 'inf', got, 'there is no boundary to measure to: the distance is infinite, not 0 or an error')
+
+def segmentation_errors(mask, # (H, W) bool: the true mask
+                        stray_offset:int=30, # how far below the mask's lowest row the stray pixel sits
+                       )->dict:
+    "Three wrong predictions of `mask`: `shrink` (one pixel eroded), `shift` (2 pixels right), `stray` (the mask plus one pixel far away)."
+    from scipy.ndimage import binary_erosion
+    mask = np.asarray(mask, bool)
+    stray = mask.copy()
+    rows, cols = np.nonzero(mask)
+    stray[min(rows.max() + stray_offset, mask.shape[0] - 1), int(cols.mean())] = True
+    return {'shrink': binary_erosion(mask), 'shift': np.roll(mask, 2, axis=1), 'stray': stray}
+
+def check_error_table(table, # DataFrame: one row per error ('shrink', 'shift', 'stray'), columns dice, iou, hd, hd95
+                      mask):
+    "The student's metrics table of `segmentation_errors(mask)` against the reference metrics."
+    from sklearn.metrics import f1_score, jaccard_score
+    if not isinstance(table, pd.DataFrame): fail('table', 'a pandas DataFrame', type(table).__name__, 'the assignment compares rows by name')
+    for error, pred in segmentation_errors(mask).items():
+        if error not in table.index: fail('the rows of the table', "the index ['shrink', 'shift', 'stray']", list(table.index), 'each row is one kind of error')
+        right = dict(dice=f1_score(mask.ravel(), pred.ravel()), iou=jaccard_score(mask.ravel(), pred.ravel()),
+                     hd=_hausdorff_reference(pred, mask), hd95=_hausdorff_reference(pred, mask, 95))
+        for col, value in right.items():
+            if col not in table.columns: fail('the columns of the table', ['dice', 'iou', 'hd', 'hd95'], list(table.columns), 'each column is one metric')
+            check_close(f"table.loc['{error}', '{col}']", table.loc[error, col], value, _WHY_SEG, tol=1e-6)
 
 # %% ../nbs/assignments/00_grading.ipynb #a29d77de
 def _nbgrader(cell): return cell.get('metadata', {}).get('nbgrader', {})

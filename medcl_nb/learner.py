@@ -4,6 +4,16 @@
 
 # %% ../nbs/08_moco.ipynb #7d886c42
 from __future__ import annotations
+# medcl_nb first: its warning filter must be active before fastai imports torch.jit.script code
+from .models import num_features, moco_v2_head, ProjectionHead, momentum_copy
+from .losses import InfoNCE, FastaiLoss
+from .callbacks import (KeyQueue, TwoViewsCallback, MomentumUpdate, QueueUpdate, AlignUniformMonitor,
+                                gpu_speedups)
+from .augment import medical_aug
+from .distributed import (world_size, all_gather_no_grad, shuffle_across_ranks, unshuffle_across_ranks,
+                                  CheckSameAcrossRanks, DistributedChecks)
+from .simclr import (simclr_learner, SimCLRModel, ContrastiveLearner, check_contrastive_dls,
+                             knn_monitor_cb, build_encoder, check_state_dict, TorchAdam)
 import inspect, warnings
 from functools import partial
 import torch, torch.nn as nn
@@ -11,16 +21,9 @@ from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.data.core import DataLoaders
 import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycle, lr_find; progress bars
-from .models import num_features, moco_v2_head, ProjectionHead, momentum_copy
-from .losses import InfoNCE, FastaiLoss
-from .callbacks import (KeyQueue, TwoViewsCallback, MomentumUpdate, QueueUpdate, AlignUniformMonitor,
-                                gpu_speedups)
-from .augment import medical_aug
-from .simclr import (simclr_learner, SimCLRModel, ContrastiveLearner, check_contrastive_dls,
-                             knn_monitor_cb, build_encoder, check_state_dict, TorchAdam)
 
 # %% auto #0
-__all__ = ['MOCO_CXR', 'PRESETS', 'split_forward', 'MoCoModel', 'moco_learner']
+__all__ = ['MOCO_CXR', 'PRESETS', 'split_forward', 'MoCoModel', 'moco_queue_state', 'moco_learner']
 
 # %% ../nbs/08_moco.ipynb #0ec73ea7
 def split_forward(module:nn.Module, x:torch.Tensor, splits:int=1)->torch.Tensor:
@@ -35,25 +38,30 @@ class MoCoModel(nn.Module):
         queue_size:int=65536, # K
         dim:int=128, # D, the size of the projections (and of the queued keys)
         bn_splits:int=1, # >1: split-batch BN with shuffled keys (see above)
+        shuffle_bn:bool=True, # under DDP: shuffle the key batch across ranks (notebook 17); no effect on one process
     ):
         super().__init__()
         if bn_splits < 1: raise ValueError(f"bn_splits must be >= 1, got {bn_splits}")
         self.query = nn.Sequential(encoder, head)
         self.key = momentum_copy(self.query)
         self.queue = KeyQueue(queue_size, dim)
-        self.bn_splits = bn_splits
+        self.bn_splits, self.shuffle_bn = bn_splits, shuffle_bn
 
     @property
     def encoder(self): return self.query[0]     # what we keep and evaluate
 
     def forward(self, x_q, x_k):
         q = split_forward(self.query, x_q, self.bn_splits)
-        with torch.no_grad():
-            if self.bn_splits == 1: k = self.key(x_k)
-            else:
-                perm = torch.randperm(len(x_k), device=x_k.device)
-                k = split_forward(self.key, x_k[perm], self.bn_splits)[perm.argsort()]
-        return q, k, self.queue.keys.clone()   # a snapshot: QueueUpdate writes the buffer after the loss
+        return q, self._keys(x_k), self.queue.keys.clone()   # a snapshot: QueueUpdate writes the buffer after the loss
+
+    @torch.no_grad()
+    def _keys(self, x_k):
+        if self.shuffle_bn and world_size() > 1:             # the real shuffle-BN: each rank encodes others' images
+            x_k, unshuffle = shuffle_across_ranks(x_k)
+            return unshuffle_across_ranks(split_forward(self.key, x_k, self.bn_splits), unshuffle)
+        if self.bn_splits == 1: return self.key(x_k)
+        perm = torch.randperm(len(x_k), device=x_k.device)
+        return split_forward(self.key, x_k[perm], self.bn_splits)[perm.argsort()]
 
 # %% ../nbs/08_moco.ipynb #9af32af1
 MOCO_CXR = dict(arch='resnet18', queue_size=24576, momentum=0.999, temperature=0.2, proj_dim=128, lr=1e-4,
@@ -77,6 +85,10 @@ def _with_batch_size(dls, bs):
         warnings.warn(f"preset asks for batch size {bs}; rebuild your DataLoaders with bs={bs}"); return dls
     return DataLoaders(dls.train.new(bs=bs), *dls.loaders[1:], path=dls.path, device=dls.device)
 
+def moco_queue_state(model:MoCoModel)->torch.Tensor:
+    "The queue's keys and pointer as one vector (what every rank must hold alike under DDP)."
+    return torch.cat([model.queue.keys.flatten(), model.queue.ptr.reshape(1).to(model.queue.keys.dtype)])
+
 def _check_moco_args(queue_size, momentum, temperature, proj_dim):
     if not isinstance(queue_size, int) or queue_size < 1: raise ValueError(f"queue_size must be a positive int, got {queue_size!r}")
     if not 0 <= momentum < 1: raise ValueError(f"momentum must be in [0, 1), got {momentum}")
@@ -94,6 +106,7 @@ def moco_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1], e.g. `contras
                  mlp:bool=True, # MoCo v2's MLP head; False: one linear layer (MoCo v1)
                  norm:str='batch', # 'batch' or 'group' (no batch statistics, see above)
                  bn_splits:int=1, # >1: split-batch BN with shuffled keys
+                 shuffle_bn:bool=True, # under DDP: shuffle-BN across ranks (notebook 17)
                  aug=None, # batch augmentation for both views; default `dls.aug`, else `medical_aug()`
                  pretrained=False, # ImageNet init for torchvision archs (needs cached weights offline)
                  preset:str|None=None, # 'moco-cxr' fills the arguments left at their defaults with MoCo-CXR's
@@ -118,10 +131,11 @@ def moco_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1], e.g. `contras
     enc = build_encoder(args['arch'], in_chans, size, pretrained, norm)
     nf = num_features(enc)
     head = moco_v2_head(nf, proj_dim) if mlp else ProjectionHead(nf, out_dim=proj_dim, n_layers=1)
-    model = MoCoModel(enc, head, args['queue_size'], proj_dim, bn_splits)
+    model = MoCoModel(enc, head, args['queue_size'], proj_dim, bn_splits, shuffle_bn)
     aug = args['aug'] or getattr(dls, 'aug', None) or medical_aug()
-    all_cbs = [TwoViewsCallback(aug), MomentumUpdate(args['momentum']), QueueUpdate(), AlignUniformMonitor(),
-               knn_monitor_cb(knn_dls), *(cbs or [])]
+    all_cbs = [TwoViewsCallback(aug), MomentumUpdate(args['momentum']), QueueUpdate(gather=all_gather_no_grad),
+               AlignUniformMonitor(gather=all_gather_no_grad), knn_monitor_cb(knn_dls), DistributedChecks(),
+               CheckSameAcrossRanks(moco_queue_state, 'the MoCo queue'), *(cbs or [])]   # the gathers: identity on one process
     learn = ContrastiveLearner(dls, model, loss_func=FastaiLoss(InfoNCE(args['temperature'])),
                                opt_func=args['opt_func'], lr=args['lr'], cbs=[c for c in all_cbs if c is not None], **kwargs)
     return gpu_speedups(learn) if amp else learn

@@ -4,6 +4,12 @@
 
 # %% ../nbs/07_simclr.ipynb #971e6c45
 from __future__ import annotations
+# medcl_nb first: its warning filter must be active before fastai imports torch.jit.script code
+from .models import encoder as make_encoder, num_features, simclr_head, ProjectionHead
+from .losses import NTXent, FastaiLoss
+from .callbacks import TwoViewsCallback, AlignUniformMonitor, KNNMonitor, gpu_speedups
+from .augment import medical_aug
+from .distributed import GatherPredictions, DistributedChecks
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
 from fastcore.basics import first
@@ -12,13 +18,9 @@ from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycle, lr_find; progress bars
-from fastai.torch_core import get_model
+from fastai.torch_core import get_model, distrib_barrier
 from fastai.data.core import DataLoaders
 from fastai.torch_basics import join_path_file
-from .models import encoder as make_encoder, num_features, simclr_head, ProjectionHead
-from .losses import NTXent, FastaiLoss
-from .callbacks import TwoViewsCallback, AlignUniformMonitor, KNNMonitor, gpu_speedups
-from .augment import medical_aug
 
 # %% auto #0
 __all__ = ['SimCLRModel', 'check_state_dict', 'ContrastiveLearner', 'check_contrastive_dls', 'fixed_order', 'knn_monitor_cb',
@@ -58,6 +60,7 @@ def _checkpoint_globals()->list:
 class ContrastiveLearner(Learner):
     "A fastai Learner whose `load` reads tensors only (weights_only=True) and names mismatched keys."
     def load(self, file, device=None, with_opt=True, strict=True, **kwargs):
+        distrib_barrier()                                 # under DDP: wait until rank 0 has written the file
         path = join_path_file(file, self.path/self.model_dir, ext='.pth')
         with torch.serialization.safe_globals(_checkpoint_globals()):
             state = torch.load(path, map_location='cpu', weights_only=True)  # tensors and plain data only: no code runs
@@ -156,7 +159,8 @@ def simclr_learner(dls:DataLoaders, # images (B, C, H, W) in [0, 1]; labels, if 
     enc = build_encoder(arch, in_chans, size, pretrained, norm)
     model = SimCLRModel(enc, simclr_head(num_features(enc), proj_dim))
     aug = aug or getattr(dls, 'aug', None) or medical_aug()      # contrastive_dls carries its augmentation as dls.aug
-    all_cbs = [TwoViewsCallback(aug), AlignUniformMonitor(), knn_monitor_cb(knn_dls), *(cbs or [])]
+    all_cbs = [TwoViewsCallback(aug), GatherPredictions(), DistributedChecks(), AlignUniformMonitor(), knn_monitor_cb(knn_dls),
+               *(cbs or [])]        # GatherPredictions, DistributedChecks: no-ops on one process (notebook 17)
     learn = ContrastiveLearner(dls, model, loss_func=FastaiLoss(NTXent(temperature)), opt_func=opt_func, lr=lr,
                                cbs=[cb for cb in all_cbs if cb is not None], **kwargs)
     return gpu_speedups(learn)

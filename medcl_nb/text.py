@@ -4,7 +4,7 @@
 
 # %% ../nbs/10a_text.ipynb #f5c54c99
 from __future__ import annotations
-import heapq, math, random, re, string, warnings
+import math, random, re, string, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
@@ -19,9 +19,9 @@ from fastai.torch_core import TensorImage
 
 # %% auto #0
 __all__ = ['REPORT_SECTIONS', 'SPECIAL_TOKENS', 'ALPHABET', 'POOLS', 'split_sentences', 'report_text', 'report_sentences',
-           'study_texts', 'learn_wordpiece_vocab', 'word_counts', 'ReportTokenizer', 'MaskedAttentionPool',
-           'pool_tokens', 'TextEncoder', 'sentence_membership', 'sentence_max_pool', 'ImageTextDataset',
-           'image_text_batch', 'ImageTextDL', 'image_text_dls']
+           'study_texts', 'word_counts', 'starting_pieces', 'train_wordpiece_vocab', 'ReportTokenizer',
+           'MaskedAttentionPool', 'pool_tokens', 'TextEncoder', 'sentence_membership', 'sentence_max_pool',
+           'ImageTextDataset', 'image_text_batch', 'ImageTextDL', 'image_text_dls']
 
 # %% ../nbs/10a_text.ipynb #66716161
 REPORT_SECTIONS = ('FINDINGS', 'IMPRESSION')                # what ConVIRT reads of a report
@@ -79,47 +79,6 @@ def study_texts(df:pd.DataFrame, # one row per image, the readers' schema, with 
 SPECIAL_TOKENS = ('[PAD]', '[UNK]', '[CLS]', '[SEP]')        # ids 0, 1, 2, 3
 ALPHABET = string.ascii_lowercase + string.digits + string.punctuation
 
-def _merge_pair(symbols, a, b, new):
-    out, j = [], 0
-    while j < len(symbols):
-        if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b: out.append(new); j += 2
-        else: out.append(symbols[j]); j += 1
-    return out
-
-def learn_wordpiece_vocab(word_counts:dict, # word -> count, words as the pre-tokenizer gives them
-                          vocab_size:int=8000, # stop when the vocabulary has this many pieces
-                          min_frequency:int=2, # stop when the most frequent pair is rarer than this
-                          alphabet:str=ALPHABET, # characters always in the vocabulary (alphanumerics also as ##c)
-                         ) -> list: # the pieces, in id order
-    "WordPiece vocabulary: special tokens, the alphabet, then merges of the most frequent adjacent pair (ties: older pieces first)."
-    words = sorted(word_counts)
-    chars = sorted(set(alphabet) | {c for w in words for c in w})
-    cont = sorted({'##' + c for w in words for c in w[1:]} | {'##' + c for c in alphabet if c.isalnum()})
-    vocab = list(SPECIAL_TOKENS) + chars + cont
-    ids = {t: i for i, t in enumerate(vocab)}
-    seqs, cnt = [[w[0]] + ['##' + c for c in w[1:]] for w in words], [word_counts[w] for w in words]
-    pairs, where = {}, {}
-    for i, q in enumerate(seqs):
-        for p in zip(q, q[1:]): pairs[p] = pairs.get(p, 0) + cnt[i]; where.setdefault(p, set()).add(i)
-    heap = [(-c, ids[a], ids[b], a, b) for (a, b), c in pairs.items()]
-    heapq.heapify(heap)
-    while len(vocab) < vocab_size and heap:
-        c, _, _, a, b = heapq.heappop(heap)
-        if pairs.get((a, b), 0) != -c: continue                   # stale: the pair's count has dropped since
-        if -c < min_frequency: break
-        new = a + b[2:]
-        if new not in ids: ids[new] = len(vocab); vocab.append(new)
-        changed = set()
-        for i in sorted(where.pop((a, b))):
-            old = seqs[i]
-            for p in zip(old, old[1:]): pairs[p] -= cnt[i]; changed.add(p); where.get(p, set()).discard(i)
-            seqs[i] = _merge_pair(old, a, b, new)
-            for p in zip(seqs[i], seqs[i][1:]): pairs[p] = pairs.get(p, 0) + cnt[i]; changed.add(p); where.setdefault(p, set()).add(i)
-        for p in changed:
-            if pairs[p] > 0: heapq.heappush(heap, (-pairs[p], ids[p[0]], ids[p[1]], *p))
-            else: pairs.pop(p); where.pop(p, None)
-    return vocab
-
 def _normalizer(): return normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False, strip_accents=True, lowercase=True)
 
 def word_counts(texts) -> dict:
@@ -128,6 +87,31 @@ def word_counts(texts) -> dict:
     for t in texts:
         for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)): counts[w] = counts.get(w, 0) + 1
     return counts
+
+def starting_pieces(words, # the training words (normalized, pre-tokenized), e.g. the keys of `word_counts`
+                    alphabet:str=ALPHABET, # characters always in the vocabulary (alphanumerics also as ##c)
+                   ) -> list: # the pieces, in id order
+    "The vocabulary before any merge: the special tokens, every character (sorted), then every continuation '##c' (sorted)."
+    chars = sorted(set(alphabet) | {c for w in words for c in w})
+    cont = sorted({'##' + c for w in words for c in w[1:]} | {'##' + c for c in alphabet if c.isalnum()})
+    return list(SPECIAL_TOKENS) + chars + cont
+
+def train_wordpiece_vocab(texts, # training sentences (an iterable of str)
+                          vocab_size:int=8000, # stop when the vocabulary has this many pieces
+                          min_frequency:int=2, # stop when the most frequent pair is rarer than this
+                          alphabet:str=ALPHABET,
+                         ) -> list: # the pieces, in id order
+    "`tokenizers`' WordPieceTrainer on `texts`, every starting piece numbered beforehand so that ties break the same way in every run."
+    texts = [t for t in texts if isinstance(t, str)]
+    counts = word_counts(texts)
+    if not counts: raise ValueError("texts is empty: a tokenizer needs training sentences")
+    tok = Tokenizer(models.WordPiece(unk_token='[UNK]'))
+    tok.normalizer, tok.pre_tokenizer = _normalizer(), pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+                                        special_tokens=starting_pieces(counts, alphabet))   # numbered first, in this order
+    tok.train_from_iterator(texts, trainer)
+    return [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+
 
 # %% ../nbs/10a_text.ipynb #62c2c7cc
 def _wordpiece_tokenizer(vocab:list) -> Tokenizer:
@@ -150,11 +134,9 @@ class ReportTokenizer:
               vocab_size:int=8000, # at most this many pieces (a small corpus stops earlier)
               min_frequency:int=2, # a merge must be seen this often
              ) -> ReportTokenizer:
-        "Learn a WordPiece vocabulary from `texts` (use the training split only); deterministic."
-        counts = word_counts(t for t in texts if isinstance(t, str))
-        if not counts: raise ValueError("texts is empty: a tokenizer needs training sentences")
+        "Learn a WordPiece vocabulary from `texts` with `tokenizers`' trainer (use the training split only); deterministic."
         if vocab_size < 128: raise ValueError(f"vocab_size must be >= 128 (the alphabet alone takes ~110 pieces), got {vocab_size}")
-        return cls(_wordpiece_tokenizer(learn_wordpiece_vocab(counts, vocab_size, min_frequency)))
+        return cls(_wordpiece_tokenizer(train_wordpiece_vocab(texts, vocab_size, min_frequency)))
 
     def __len__(self): return self.tokenizer.get_vocab_size()
     @property

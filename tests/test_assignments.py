@@ -221,10 +221,37 @@ def label_efficiency(X, df, label, fractions=(0.02, 0.05, 0.1, 0.25, 1.0), draws
                              auc=roc_auc_score(y[test], model.predict_proba(X[test])[:, 1])))
     return pd.DataFrame(rows)
 ''', 'test_label_efficiency', "draw from df[df.split == 'train'], not from df"),
+    ('05_convirt_image_text', 'image_to_text', '''
+def image_to_text(img, txt, tau=0.1):
+    return F.cross_entropy(img @ txt.T / tau, torch.arange(len(img)))   # raw dot products: not normalized
+''', 'test_image_to_text', 'you did not L2-normalize the embeddings'),
+    ('05_convirt_image_text', 'text_to_image', '''
+def text_to_image(img, txt, tau=0.1):
+    logits = F.normalize(img, dim=1) @ F.normalize(txt, dim=1).T / tau
+    return F.cross_entropy(logits, torch.arange(len(img)))              # the rows again: image -> text
+''', 'test_text_to_image', 'you computed image -> text again (the rows): transpose the logits'),
+    ('05_convirt_image_text', 'convirt', '''
+def convirt(img, txt, tau=0.1, lambda_=0.75):
+    return lambda_ * text_to_image(img, txt, tau) + (1 - lambda_) * image_to_text(img, txt, tau)   # weights swapped
+''', 'test_convirt', 'you swapped the weights: lambda_ weights the image -> text direction'),
+    ('06_segmentation_metrics', 'dice', '''
+def dice(pred, target):
+    total = pred.sum() + target.sum()
+    return 1.0 if total == 0 else float((pred & target).sum() / total)  # the factor 2 forgotten
+''', 'test_dice', 'you forgot the factor 2'),
+    ('06_segmentation_metrics', 'surface_distances', '''
+def surface_distances(a, b):
+    return cdist(np.argwhere(a), np.argwhere(b & ~binary_erosion(b))).min(axis=1)   # from every pixel of a, not its boundary
+''', 'test_surface_distances', 'you measured from every pixel of the mask, not only its boundary'),
+    ('06_segmentation_metrics', 'hausdorff', '''
+def hausdorff(a, b, percentile=100):
+    if not a.any() or not b.any(): return math.inf
+    return float(np.percentile(surface_distances(a, b), percentile))  # one direction only
+''', 'test_hausdorff', 'you took only one direction'),
 ]
 
 def test_every_assignment_has_planted_wrong_answers():
-    assert {w[0] for w in WRONG} >= set(STEMS[:4])
+    assert {w[0] for w in WRONG} >= set(STEMS)
 
 @pytest.mark.parametrize('stem,solution,wrong,test,message', WRONG, ids=[f'{w[0][:2]}-{w[1]}-{i}' for i, w in enumerate(WRONG)])
 def test_wrong_answer_fails_with_a_teaching_message(stem, solution, wrong, test, message, solved):

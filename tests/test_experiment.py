@@ -44,6 +44,7 @@ BAD = [
     (['--method', 'moco', '--methods', 'convirt'], '--method and --methods: give one of them'),
     (['--methods', 'moco', 'moco'], '--methods: each method once, got moco moco'),
     (['--lr', '0'], '--lr must be a positive number, got 0.0'),
+    (['--data', 'no/such/pneumoniamnist.npz'], '--data: MedMNIST file not found: no/such/pneumoniamnist.npz'),
 ]
 
 def test_bad_argument_exits_2_from_the_console():
@@ -211,3 +212,63 @@ def test_tiny_multi_method_run_with_text_evaluations(tmp_path):
     assert all(0 <= x['chance'] <= 1 and 0 <= x['value'] <= 1 for x in ret)
     assert report['localization'] is None
     assert {'pretrain_moco_s', 'pretrain_convirt_s', 'text_eval_s'} <= set(report['times'])
+
+def test_lovt_registered_with_its_recipe():
+    "LoVT (notebook 11) is a registry entry with ConVIRT's rate; its localization evaluation needs finding boxes."
+    import pandas as pd
+    from medcl_nb.experiment import PRETRAINERS, default_lr, localization_evaluation, experiment_parser
+    assert 'lovt' in PRETRAINERS and default_lr('lovt') == 1e-4
+    assert 'lovt' in next(a for a in experiment_parser()._actions if a.dest == 'methods').choices
+    assert localization_evaluation(None, pd.DataFrame({'path': ['nowhere/files/p10/x.png'], 'split': ['test']})) is None
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_tiny_lovt_run_reports_localization(tmp_path):
+    "`--methods lovt`: zero-shot, retrieval and the localization scores (pointing game, cell probe with its references) in the report."
+    out = tmp_path/'lovt'
+    r = run('--data', 'data_samples', '--methods', 'lovt', '--epochs', '1', '--size', '32', '--max-patients', '150',
+            '--draws', '1', '--boot', '30', '--fractions', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
+            '--out', str(out), timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
+    assert report['config']['lrs'] == {'lovt': 1e-4} and report['zero_shot'] and report['retrieval']
+    loc = report['localization']
+    assert loc and {x['encoder'] for x in loc} == {'lovt'}
+    assert {(x['task'], x['scorer']) for x in loc} >= {('pointing game', 'attention'), ('pointing game', 'similarity'),
+        ('cell probe', 'frozen features'), ('cell probe', 'random init'), ('cell probe', 'cell position only'),
+        ('cell probe', 'frozen features - random init')}
+    for x in loc:
+        assert x['lo'] <= x['value'] <= x['hi'] and x['n'] > 0
+        if x['task'] == 'pointing game': assert 0 < x['chance'] < 1 and x['grid'] == '2x2'     # 32 px at output stride 16
+def _pneumoniamnist(path, sizes=(('train', 80), ('val', 24), ('test', 40)), seed=0):
+    "A file in PneumoniaMNIST's exact layout (uint8 images (N, 28, 28), uint8 labels (N, 1)); positives carry a bright blob."
+    import numpy as np
+    rng, arrays = np.random.default_rng(seed), {}
+    yy, xx = np.mgrid[:28, :28]
+    blob = 120 * np.exp(-((yy - 14) ** 2 + (xx - 10) ** 2) / 20)
+    for split, n in sizes:
+        y = (np.arange(n) % 2).astype(np.uint8)[:, None]
+        x = rng.normal(90, 25, (n, 28, 28)) + y[:, :, None] * blob
+        arrays[f'{split}_images'] = x.clip(0, 255).astype(np.uint8)
+        arrays[f'{split}_labels'] = y
+    np.savez_compressed(path, **arrays)
+    return path
+
+def test_medmnist_file_runs_the_main_job(tmp_path):
+    "`--data file.npz` (MedMNIST 2D): the main job runs unchanged, each image its own patient, and the report says so."
+    npz = _pneumoniamnist(tmp_path/'pneumoniamnist.npz')
+    out = tmp_path/'exp'
+    r = subprocess.run(_cmd() + ['--data', str(npz), '--epochs', '1', '--size', '28', '--bs', '16', '--draws', '1', '--boot', '10',
+                                 '--fractions', '1.0', '--few-shot', '1', '--device', 'cpu', '--no-progress', '--out', str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**__import__('os').environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': str(ROOT), 'TMPDIR': str(tmp_path)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'each image counts as its own patient' in r.stdout
+    report = json.loads((out/'report.json').read_text())
+    ds = report['dataset']
+    assert 'MedMNIST has no patient ids, so each image counts as its own patient' in ds['source'] and 'pneumoniamnist.npz' in ds['source']
+    assert ds['labels'] == ['Pneumonia'] and "official" in ds['split']
+    for split, n in (('train', 80), ('valid', 24), ('test', 40)): assert ds[split]['images'] == ds[split]['patients'] == n, (split, ds[split])
+    assert ds['test']['positives']['Pneumonia'] == 20
+    assert (tmp_path/'medcl_medmnist').is_dir()                      # the PNGs went to the (redirected) temp folder
+    summary = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
+    assert [s['fraction'] for s in summary] == [1.0] and all(0 <= m['auc'] <= 1 for m in report['linear_eval']['metrics'])

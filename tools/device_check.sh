@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks as one prepared run (about 6 minutes on one H200), for a machine whose Python has torch but not
+# The GPU checks as one prepared run (about 8 minutes on one H200), for a machine whose Python has torch but not
 # fastai/nbdev. Wheels of the pure-Python stack for that machine's Python go in .whl/ first, from a machine with
 # pip access (see CONTRIBUTING.md, "Running the GPU cells"). Results land in $OUT (default ./gpu_out).
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
@@ -13,8 +13,11 @@ python3 -c "import torch, fastai.learner, ipywidgets; assert torch.cuda.is_avail
 el "set up"; nvidia-smi -L
 timeout 300 python3 "$(command -v nbdev_test)" --flags cuda --n_workers 6 --timing > "$OUT/nbdev_test.log" 2>&1
 echo "nbdev_test rc=$?" >> "$OUT/nbdev_test.log"; el tests; tail -20 "$OUT/nbdev_test.log"
-{ timeout 120 python3 benchmarks/run_gpu.py; timeout 60 python3 benchmarks/bench_losses.py --device cuda
-  timeout 60 python3 benchmarks/bench_loader.py --root data_samples/cxr --device cuda; } > "$OUT/bench.log" 2>&1
+{ timeout 180 python3 benchmarks/run_gpu.py --fastai-adam; timeout 60 python3 benchmarks/bench_losses.py --device cuda
+  timeout 60 python3 benchmarks/bench_loader.py --root data_samples/cxr --device cuda
+  # the distributed code path (fastai distrib_ctx + Accelerate, world size 1 through torchrun) vs the plain learner
+  timeout 150 python3 -m torch.distributed.run --nproc_per_node 1 benchmarks/bench_distributed.py --world1 --device cuda
+} > "$OUT/bench.log" 2>&1
 el benchmarks; cat "$OUT/bench.log"
 timeout 400 python3 -c "from medcl_nb.experiment import medcl_experiment_cli as m; m(['--device', 'cuda', '--out', '$OUT/experiment', '--no-progress'])" \
   > "$OUT/main_cuda.log" 2>&1; echo "main rc=$?" >> "$OUT/main_cuda.log"; el "main job"; tail -12 "$OUT/main_cuda.log"

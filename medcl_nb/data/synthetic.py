@@ -6,15 +6,15 @@
 __all__ = ['PATHOLOGIES', 'LABELS', 'CHEXPERT_COLUMNS', 'SEXES', 'VIEWS', 'SCANNERS', 'ANATOMY', 'MECHANISMS', 'YEAR_GROUPS',
            'N_ANATOMY', 'N_FINDINGS', 'N_ACQ', 'N_REPORT', 'LABEL_COEFS', 'SIDES', 'ZONES', 'MARKERS', 'AP_MARKER',
            'A_', 'DP', 'U_', 'DA', 'LUNG_ZONES', 'REASONS', 'PARENT_COLUMNS', 'GZIP', 'VARIABLES', 'MARKER',
-           'exogenous_seeds', 'sample_patients', 'draw_exogenous', 'finding_probabilities', 'sample_labels',
-           'sample_view', 'anatomy_params', 'finding_params', 'lung_point', 'canonical_grid', 'lung_masks',
-           'render_clean', 'acquire', 'to_pixels', 'mask_box', 'boxes_table', 'sentence', 'cardiomegaly_sentence',
-           'effusion_sentence', 'consolidation_sentence', 'pneumothorax_sentence', 'nodule_sentence',
-           'clear_lungs_sentence', 'normal_impression', 'pneumonia_impression', 'report_mentions', 'mention_labels',
-           'tokenize', 'detokenize', 'findings_sentences', 'assemble_report', 'ToyCXR', 'lv_half_width', 'lv_geometry',
-           'ToyEcho', 'png_filter', 'png_bytes', 'avi_bytes', 'write_echo', 'severity_course', 'ToyEHR',
-           'write_timeseries', 'write_cxr', 'folder_sizes', 'samples_readme', 'write_samples', 'show_samples',
-           'medcl_samples_cli']
+           'exogenous_seeds', 'scanner_distribution', 'sample_patients', 'draw_exogenous', 'finding_probabilities',
+           'sample_labels', 'sample_view', 'anatomy_params', 'finding_params', 'lung_point', 'canonical_grid',
+           'lung_masks', 'render_clean', 'acquire', 'to_pixels', 'mask_box', 'boxes_table', 'sentence',
+           'cardiomegaly_sentence', 'effusion_sentence', 'consolidation_sentence', 'pneumothorax_sentence',
+           'nodule_sentence', 'clear_lungs_sentence', 'normal_impression', 'pneumonia_impression', 'report_mentions',
+           'mention_labels', 'tokenize', 'detokenize', 'findings_sentences', 'assemble_report', 'ToyCXR',
+           'lv_half_width', 'lv_geometry', 'ToyEcho', 'png_filter', 'png_bytes', 'avi_bytes', 'write_echo',
+           'severity_course', 'ToyEHR', 'write_timeseries', 'write_cxr', 'folder_sizes', 'samples_readme',
+           'write_samples', 'show_samples', 'medcl_samples_cli']
 
 # %% ../../nbs/00_data.synthetic.ipynb #b2f9ea16
 import argparse, gzip, hashlib, io, json, os, shutil, struct, sys, tempfile, zlib
@@ -66,14 +66,26 @@ def _dicom_id(seed, i, j):
 
 YEAR_GROUPS = ['2008 - 2010', '2011 - 2013', '2014 - 2016', '2017 - 2019']
 
-def sample_patients(n_patients:int, seed:int=0, mean_studies:float=3.3)->pd.DataFrame:
+def scanner_distribution(scanner_probs:dict|None=None)->np.ndarray:
+    "P(scanner) in the order of `SCANNERS`: their `p` (None), or a dict scanner -> probability (scanners left out get 0)"
+    if scanner_probs is None: return np.array([c['p'] for c in SCANNERS.values()])
+    if not isinstance(scanner_probs, dict): raise TypeError(f"scanner_probs must be a dict scanner -> probability, got {type(scanner_probs).__name__}")
+    bad = sorted(set(scanner_probs) - set(SCANNERS))
+    if bad: raise ValueError(f"scanner_probs: {bad} not in SCANNERS {list(SCANNERS)}")
+    p = np.array([float(scanner_probs.get(s, 0.0)) for s in SCANNERS])
+    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()): raise ValueError(f"scanner_probs must be probabilities in [0, 1], got {scanner_probs}")
+    if abs(p.sum() - 1) > 1e-6: raise ValueError(f"scanner_probs must sum to 1, got {p.sum():.6g}")
+    return p
+
+def sample_patients(n_patients:int, seed:int=0, mean_studies:float=3.3,
+                    scanner_probs:dict|None=None)->pd.DataFrame:   # None: SCANNERS' p; e.g. a rare scanner_C (notebook 13)
     "One row per study of `n_patients` patients: the root parents (scanner, sex, age, frailty), ids and dates"
-    names, probs = list(SCANNERS), np.array([c['p'] for c in SCANNERS.values()])
+    names, probs = list(SCANNERS), scanner_distribution(scanner_probs)
     rows, k = [], 0
     for i in range(n_patients):
         rng = _rng(seed, 0, i)
         u = rng.random(6)
-        scanner = names[int(np.searchsorted(np.cumsum(probs), u[0]*probs.sum(), side='right'))]
+        scanner = names[min(int(np.searchsorted(np.cumsum(probs), u[0]*probs.sum(), side='right')), len(names) - 1)]
         sex = 'F' if u[1] < 0.5 else 'M'
         anchor_age = int(20 + 70*u[2]**0.8)            # skewed towards older patients, as in hospital data
         frailty = float(rng.standard_normal())          # a latent health state shared by all studies of a patient
@@ -501,15 +513,17 @@ class ToyCXR:
     def __init__(self, size:int=64, # image side in pixels
                  seed:int=0, # root of the seed tree: same seed, same world
                  mean_studies:float=3.3, # mean number of studies per patient
-                 chunk:int=256): # images rendered at once (memory)
+                 chunk:int=256, # images rendered at once (memory)
+                 scanner_probs:dict|None=None): # P(scanner): None for SCANNERS' p, or a dict such as {'scanner_C': 0.02, ...}
         _check_int('size', size, 16, 1024); _check_int('seed', seed, 0, 2**63 - 1)
         if not 1 <= mean_studies <= 50: raise ValueError(f"mean_studies must be between 1 and 50, got {mean_studies}")
-        self.size, self.seed, self.mean_studies, self.chunk = size, seed, mean_studies, chunk
+        scanner_distribution(scanner_probs)                                   # fail here, not at the first sample
+        self.size, self.seed, self.mean_studies, self.chunk, self.scanner_probs = size, seed, mean_studies, chunk, scanner_probs
 
     def sample(self, n_patients:int, images:bool=True):
         "`(df, images)`: one row per study (one frontal image each) of `n_patients` patients; images float32 (N, size, size) in [0, 1]"
         _check_int('n_patients', n_patients, 1, 1_000_000)
-        return self.simulate(sample_patients(n_patients, self.seed, self.mean_studies), images)
+        return self.simulate(sample_patients(n_patients, self.seed, self.mean_studies, self.scanner_probs), images)
 
     def counterfactual(self, df:pd.DataFrame, scanner=None, sex=None):
         "Re-render the rows of `df` with their own exogenous noise under do(scanner=...) and/or do(sex=...)"
