@@ -15,6 +15,7 @@ from .data.blocks import (CXRImages, CXRDataLoader, resolve_splits, image_graph_
 from .models import ProjectionHead, num_features
 from .losses import convirt_loss, FastaiLoss
 from .callbacks import gpu_speedups
+from .distributed import GatherPredictions, DistributedChecks   # no-ops on one process (notebook 17)
 from .augment import medical_aug, ablation_aug, BatchAug
 from .simclr import ContrastiveLearner, check_contrastive_dls, build_encoder, TorchAdam
 from fastcore.basics import first
@@ -24,7 +25,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import IntToFloatTensor
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, get_model
 import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycle; progress bars
 
 # %% auto #0
@@ -282,12 +283,12 @@ class ClampLogitScale(Callback):
     order = 20
     def before_fit(self):
         self.values = []
-        if self.learn.opt is not None: self.learn.opt.state[self.learn.model.logit_scale]['do_wd'] = False   # as CLIP: no decay on s
+        if self.learn.opt is not None: self.learn.opt.state[get_model(self.learn.model).logit_scale]['do_wd'] = False   # as CLIP: no decay on s
     def after_step(self):
-        m = self.learn.model
+        m = get_model(self.learn.model)   # unwrapped under DDP (notebook 17)
         if getattr(m, 'max_logit_scale', None) is not None:
             with torch.no_grad(): m.logit_scale.clamp_(0, m.max_logit_scale)
-    def after_epoch(self): self.values.append(float(self.learn.model.scale().detach().exp()))
+    def after_epoch(self): self.values.append(float(get_model(self.learn.model).scale().detach().exp()))
 
 # %% ../nbs/12_graph.ipynb #9bcb8b6a
 def one_image_per_study(df:pd.DataFrame)->pd.DataFrame:
@@ -413,7 +414,7 @@ def igcl_learner(dls:DataLoaders, # (images, graph, index) batches, e.g. from `i
     graph_encoder = GraphEncoder(vocab_size, token_dim, hidden, proj_dim, heads=heads, pool=pool, attention_mask=attention_mask)
     model = IGCLModel(enc, ProjectionHead(nf, nf, proj_dim), graph_encoder, temperature, max_logit_scale)
     learn = ContrastiveLearner(dls, model, loss_func=FastaiLoss(CLIPLoss()), opt_func=opt_func, lr=lr,
-                               cbs=[ClampLogitScale(), *L(cbs)], **kwargs)
+                               cbs=[ClampLogitScale(), GatherPredictions(n=2), DistributedChecks(), *L(cbs)], **kwargs)  # n=2: not the scale
     return gpu_speedups(learn) if amp else learn
 
 # %% ../nbs/12_graph.ipynb #98c3aa87
