@@ -193,12 +193,6 @@ def _rank_batch(bs):
     "Each rank's share of the global batch `bs`; ValueError if the ranks do not divide it."
     return per_rank_batch_size(bs, launched_ranks())
 
-def _check_distributable(method):
-    if launched_ranks() > 1 and method == 'igcl':
-        raise ValueError("--methods igcl under torchrun: IGCL pretrains through its own loop (notebook 12), not yet under "
-                         "learn.distrib_ctx; run it in one process")
-    return method
-
 def _fit_context(learn):
     "Under a launcher: fastai's `learn.distrib_ctx` (SyncBatchNorm on GPUs except for MoCo, which shuffles BN); else nothing."
     if launched_ranks() == 1: return contextlib.nullcontext()
@@ -313,7 +307,7 @@ def pretrain_igcl_method(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size
     "IGCL (notebook 12): images aligned with their reports' RadGraph graphs; `recipe` goes to `medcl_nb.graph.pretrain_igcl`."
     from medcl_nb.graph import pretrain_igcl
     return Pretrained(*pretrain_igcl(df, arch=arch, epochs=epochs, bs=bs, lr=lr, size=size, device=device, seed=seed, progress=progress,
-                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, **recipe))
+                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, fit_context=_fit_context, **recipe))
 
 PRETRAINERS['igcl'] = pretrain_igcl_method
 
@@ -449,7 +443,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         pre = {}
         for m in methods:
             t, c = time.time(), time.process_time()
-            pre[m] = PRETRAINERS[_check_distributable(m)](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
+            pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
                                     extra_aug=extra_aug, acquisition_aug=acquisition_aug,
                                     **_learner_kwargs(m, queue_size, momentum, temperature))
             times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = time.time() - t, time.process_time() - c

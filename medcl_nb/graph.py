@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_graph.ipynb #ca3c023c
 from __future__ import annotations
-import math, warnings, tempfile, functools
+import contextlib, math, warnings, tempfile, functools
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -445,6 +445,7 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                   acquisition_aug:bool=True, # the main job's augmentation: medical_aug(acquisition=True)
                   extra_aug=(), # ablations: extra transforms named in medcl_nb.augment.DISCOURAGED (as experiment.pretrain)
                   path=None, # where fastai writes (default: a temporary folder)
+                  fit_context=None, # learn -> context manager around the fit (the main job's: learn.distrib_ctx under torchrun)
                   **kwargs, # to image_graph_dls (max_tokens, reverse, components, empty) or igcl_learner (hidden, pool, ...)
                  ) -> tuple: # (image encoder in eval mode, [{'train_loss': .., 'valid_loss': ..} per epoch])
     "IGCL pretraining on the training studies of `df`; returns the image encoder and the history, like `experiment.pretrain`."
@@ -457,9 +458,10 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                           aug=ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else medical_aug(acquisition=acquisition_aug),
                           **data_kw)
     learn = igcl_learner(dls, arch=arch, lr=lr, path=path or tempfile.mkdtemp(), **kwargs)
-    if progress: learn.fit_one_cycle(epochs, lr)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    with (fit_context or (lambda l: contextlib.nullcontext()))(learn):
+        if progress: learn.fit_one_cycle(epochs, lr)
+        else:
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     names = list(learn.recorder.metric_names[1:-1])
     history = [dict(zip(names, map(float, v)), logit_scale=s) for v, s in zip(learn.recorder.values, learn.clamp_logit_scale.values)]
     return learn.encoder.eval(), history
