@@ -12,6 +12,7 @@ from .text import ReportTokenizer, TextEncoder, study_texts
 from .losses import ConVIRTLoss, FastaiLoss
 from .models import num_features, ProjectionHead
 from .callbacks import AlignUniformMonitor, gpu_speedups
+from .distributed import GatherPredictions, DistributedChecks   # no-ops on one process (notebook 17)
 from .simclr import ContrastiveLearner, build_encoder, knn_monitor_cb, simclr_learner
 from .augment import medical_aug
 from .evaluation import bootstrap_ci, retrieval_metrics, retrieval_chance, patient_resample_weights
@@ -139,7 +140,8 @@ def convirt_learner(dls:DataLoaders, # image-text batches from `medcl_nb.text.im
     nf = num_features(enc)
     model = ConVIRTModel(enc, text, ProjectionHead(nf, nf, proj_dim, bn=False), ProjectionHead(text_dim, text_dim, proj_dim, bn=False), tok)
     aug = aug if aug is not None else medical_aug(acquisition=True)
-    all_cbs = [ImageTextCallback(aug), AlignUniformMonitor(), knn_monitor_cb(knn_dls), *(cbs or [])]
+    all_cbs = [ImageTextCallback(aug), GatherPredictions(), DistributedChecks(), AlignUniformMonitor(), knn_monitor_cb(knn_dls),
+               *(cbs or [])]   # under DDP: the loss sees the global batch's pairs (notebook 17)
     learn = ImageTextLearner(dls, model, loss_func=FastaiLoss(loss), opt_func=opt_func, lr=lr,
                              cbs=[c for c in all_cbs if c is not None], **kwargs)
     return gpu_speedups(learn) if amp else learn

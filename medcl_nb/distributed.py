@@ -56,15 +56,17 @@ def _gather_any_sizes(x):
 
 # %% ../nbs/17_distributed.ipynb #0ff72702
 class GatherPredictions(Callback):
-    "After the forward pass, replace every tensor of `pred` by its differentiable all-gather (the global batch on every rank)."
+    "After the forward pass, replace the tensors of `pred` by their differentiable all-gathers (the global batch on every rank)."
     order = 15   # after MixedPrecision (10) casts pred to float32 and DistributedTrainer (11) wraps the model
-    def __init__(self, targets:bool=False): # also gather `yb`, without gradient (losses that use labels, e.g. SupCon)
-        self.targets = targets
+    def __init__(self, targets:bool=False, # also gather `yb`, without gradient (losses that use labels, e.g. SupCon)
+                 n:int|None=None): # gather only pred[:n], the in-batch embeddings; the rest stays per rank. None: all
+        self.targets, self.n = targets, n
 
     def after_pred(self):
         if world_size() == 1: return
         pred = self.pred if isinstance(self.pred, (tuple, list)) else (self.pred,)
-        self.learn.pred = tuple(differentiable_all_gather(p) for p in pred)
+        n = len(pred) if self.n is None else self.n
+        self.learn.pred = tuple(differentiable_all_gather(p) for p in pred[:n]) + tuple(pred[n:])
         if self.targets: self.learn.yb = tuple(all_gather_no_grad(y) for y in self.yb)
 
 # %% ../nbs/17_distributed.ipynb #12202d02

@@ -19,7 +19,7 @@ from .evaluation import (label_efficiency, extract_features, few_shot, fine_tune
 # %% auto #0
 __all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'PRETRAINERS', 'RESERVED_NAMES', 'DEFAULT_FRACTIONS',
            'PAPER_FRACTIONS', 'find_dataset', 'prepare_splits', 'choose_labels', 'medmnist_frame',
-           'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'Pretrained',
+           'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'launched_ranks', 'Pretrained',
            'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation',
            'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table',
            'format_text_tables', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
@@ -152,9 +152,10 @@ def _pretrain_aug(extra_aug, acquisition_aug):
 
 def _fit(learn, epochs, lr, progress):
     "fit_one_cycle, quietly unless `progress`; the per-epoch metrics as a list of dicts."
-    if progress: learn.fit_one_cycle(epochs, lr)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    with _fit_context(learn):                  # under torchrun: DDP through fastai's distrib_ctx (below); else nothing
+        if progress: learn.fit_one_cycle(epochs, lr)
+        else:
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     names = list(learn.recorder.metric_names[1:-1])
     return [dict(zip(names, map(float, v))) for v in learn.recorder.values]
 
@@ -173,6 +174,39 @@ def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size
     make = moco_learner if method == 'moco' else simclr_learner
     learn = make(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
     return learn.encoder.eval(), _fit(learn, epochs, lr, progress)
+
+# %% ../nbs/09b_experiment.ipynb #2b9e7917
+import os, contextlib
+import torch.distributed as dist
+from .distributed import per_rank_batch_size
+
+def launched_ranks()->int:
+    "The number of processes a launcher such as torchrun started (its `WORLD_SIZE`); 1 when run plainly."
+    return int(os.environ.get('WORLD_SIZE', '1'))
+
+def _rank_device(device):
+    "Under a launcher on GPUs, each rank trains on its own: cuda:LOCAL_RANK."
+    if launched_ranks() == 1 or device.type != 'cuda' or device.index is not None: return device
+    return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+
+def _rank_batch(bs):
+    "Each rank's share of the global batch `bs`; ValueError if the ranks do not divide it."
+    return per_rank_batch_size(bs, launched_ranks())
+
+def _fit_context(learn):
+    "Under a launcher: fastai's `learn.distrib_ctx` (SyncBatchNorm on GPUs except for MoCo, which shuffles BN); else nothing."
+    if launched_ranks() == 1: return contextlib.nullcontext()
+    on_gpu = torch.device(learn.dls.device or default_device()).type == 'cuda'
+    return learn.distrib_ctx(sync_bn=on_gpu and not hasattr(learn.model, 'queue'), cpu=not on_gpu)
+
+def _continue_on_this_rank(notes, bs)->bool:
+    "After pretraining under a launcher: every rank leaves the process group; True on rank 0 only (it evaluates alone)."
+    if launched_ranks() == 1: return True
+    if not dist.is_initialized():
+        raise RuntimeError(f"WORLD_SIZE={launched_ranks()} but no process group after pretraining: it did not run under DDP")
+    backend = dist.get_backend(); dist.destroy_process_group()
+    notes.append(f"pretrained on {launched_ranks()} processes (torchrun, {backend}), {_rank_batch(bs)} images each of the global batch {bs}")
+    return int(os.environ.get('RANK', '0')) == 0
 
 # %% ../nbs/09b_experiment.ipynb #c9781e06
 class Pretrained:
@@ -273,7 +307,7 @@ def pretrain_igcl_method(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size
     "IGCL (notebook 12): images aligned with their reports' RadGraph graphs; `recipe` goes to `medcl_nb.graph.pretrain_igcl`."
     from medcl_nb.graph import pretrain_igcl
     return Pretrained(*pretrain_igcl(df, arch=arch, epochs=epochs, bs=bs, lr=lr, size=size, device=device, seed=seed, progress=progress,
-                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, **recipe))
+                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, fit_context=_fit_context, **recipe))
 
 PRETRAINERS['igcl'] = pretrain_igcl_method
 
@@ -384,7 +418,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
     methods = check_methods(methods if methods else [method])
-    device = torch.device(device) if device else default_device()
+    device = _rank_device(torch.device(device) if device else default_device())   # under torchrun: this rank's GPU
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     lrs = {m: default_lr(m) if lr is None else lr for m in methods}
     config = dict(data=str(data), method=methods[0], methods=methods, epochs=epochs, fractions=list(fractions), draws=draws, out=str(out),
@@ -409,11 +443,12 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         pre = {}
         for m in methods:
             t, c = time.time(), time.process_time()
-            pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=bs, lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
+            pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
                                     extra_aug=extra_aug, acquisition_aug=acquisition_aug,
                                     **_learner_kwargs(m, queue_size, momentum, temperature))
             times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = time.time() - t, time.process_time() - c
         times['pretrain_s'] = sum(times[f'pretrain_{m}_s'] for m in methods)
+        if not _continue_on_this_rank(notes, bs): return None      # torchrun: rank 0 alone evaluates and writes
         encoders = {m: pre[m].encoder for m in methods}
         imnet, imnet_note = imagenet_baseline(arch, imagenet_weights, device)
         if imnet is not None: encoders['imagenet'] = imnet
@@ -586,7 +621,12 @@ def medcl_experiment_cli(argv=None):
                                 acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
+    if report is None: return                  # a rank > 0 of a torchrun launch: rank 0 reports
     print('\n' + report['table'])
     for n in report['notes']: print('note:', n[:300])
     print(f"report: {Path(a.out)/'report.json'}; plots: label_efficiency.png, per_label_auc.png, subgroups.png "
           f"({report['times']['total_s']:.0f} s)")
+
+# %% ../nbs/09b_experiment.ipynb #2ec1e2b1
+#| eval: false
+if __name__ == '__main__': medcl_experiment_cli()   # python -m medcl_nb.experiment ..., and torchrun -m medcl_nb.experiment ...

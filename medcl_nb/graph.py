@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_graph.ipynb #ca3c023c
 from __future__ import annotations
-import math, warnings, tempfile, functools
+import contextlib, math, warnings, tempfile, functools
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -15,6 +15,7 @@ from .data.blocks import (CXRImages, CXRDataLoader, resolve_splits, image_graph_
 from .models import ProjectionHead, num_features
 from .losses import convirt_loss, FastaiLoss
 from .callbacks import gpu_speedups
+from .distributed import GatherPredictions, DistributedChecks   # no-ops on one process (notebook 17)
 from .augment import medical_aug, ablation_aug, BatchAug
 from .simclr import ContrastiveLearner, check_contrastive_dls, build_encoder, TorchAdam
 from fastcore.basics import first
@@ -24,7 +25,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import IntToFloatTensor
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, get_model
 import fastai.callback.schedule, fastai.callback.progress   # patch fit_one_cycle; progress bars
 
 # %% auto #0
@@ -282,12 +283,12 @@ class ClampLogitScale(Callback):
     order = 20
     def before_fit(self):
         self.values = []
-        if self.learn.opt is not None: self.learn.opt.state[self.learn.model.logit_scale]['do_wd'] = False   # as CLIP: no decay on s
+        if self.learn.opt is not None: self.learn.opt.state[get_model(self.learn.model).logit_scale]['do_wd'] = False   # as CLIP: no decay on s
     def after_step(self):
-        m = self.learn.model
+        m = get_model(self.learn.model)   # unwrapped under DDP (notebook 17)
         if getattr(m, 'max_logit_scale', None) is not None:
             with torch.no_grad(): m.logit_scale.clamp_(0, m.max_logit_scale)
-    def after_epoch(self): self.values.append(float(self.learn.model.scale().detach().exp()))
+    def after_epoch(self): self.values.append(float(get_model(self.learn.model).scale().detach().exp()))
 
 # %% ../nbs/12_graph.ipynb #9bcb8b6a
 def one_image_per_study(df:pd.DataFrame)->pd.DataFrame:
@@ -413,7 +414,7 @@ def igcl_learner(dls:DataLoaders, # (images, graph, index) batches, e.g. from `i
     graph_encoder = GraphEncoder(vocab_size, token_dim, hidden, proj_dim, heads=heads, pool=pool, attention_mask=attention_mask)
     model = IGCLModel(enc, ProjectionHead(nf, nf, proj_dim), graph_encoder, temperature, max_logit_scale)
     learn = ContrastiveLearner(dls, model, loss_func=FastaiLoss(CLIPLoss()), opt_func=opt_func, lr=lr,
-                               cbs=[ClampLogitScale(), *L(cbs)], **kwargs)
+                               cbs=[ClampLogitScale(), GatherPredictions(n=2), DistributedChecks(), *L(cbs)], **kwargs)  # n=2: not the scale
     return gpu_speedups(learn) if amp else learn
 
 # %% ../nbs/12_graph.ipynb #98c3aa87
@@ -444,6 +445,7 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                   acquisition_aug:bool=True, # the main job's augmentation: medical_aug(acquisition=True)
                   extra_aug=(), # ablations: extra transforms named in medcl_nb.augment.DISCOURAGED (as experiment.pretrain)
                   path=None, # where fastai writes (default: a temporary folder)
+                  fit_context=None, # learn -> context manager around the fit (the main job's: learn.distrib_ctx under torchrun)
                   **kwargs, # to image_graph_dls (max_tokens, reverse, components, empty) or igcl_learner (hidden, pool, ...)
                  ) -> tuple: # (image encoder in eval mode, [{'train_loss': .., 'valid_loss': ..} per epoch])
     "IGCL pretraining on the training studies of `df`; returns the image encoder and the history, like `experiment.pretrain`."
@@ -456,9 +458,10 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                           aug=ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else medical_aug(acquisition=acquisition_aug),
                           **data_kw)
     learn = igcl_learner(dls, arch=arch, lr=lr, path=path or tempfile.mkdtemp(), **kwargs)
-    if progress: learn.fit_one_cycle(epochs, lr)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    with (fit_context or (lambda l: contextlib.nullcontext()))(learn):
+        if progress: learn.fit_one_cycle(epochs, lr)
+        else:
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     names = list(learn.recorder.metric_names[1:-1])
     history = [dict(zip(names, map(float, v)), logit_scale=s) for v, s in zip(learn.recorder.values, learn.clamp_logit_scale.values)]
     return learn.encoder.eval(), history

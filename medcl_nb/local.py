@@ -17,6 +17,7 @@ from .text import TextEncoder, MaskedAttentionPool, sentence_max_pool, ReportTok
 from .convirt import ImageTextLearner, ImageTextCallback, check_image_text_dls
 from .simclr import build_encoder, knn_monitor_cb, simclr_learner
 from .callbacks import gpu_speedups, AlignUniformMonitor
+from .distributed import GatherPredictions, DistributedChecks   # no-ops on one process (notebook 17)
 from .augment import medical_aug
 from .evaluation import bootstrap_ci, patient_resample_weights, fit_linear_probe, probe_scores, auroc
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -414,7 +415,8 @@ def lovt_learner(dls:DataLoaders, # whole-report batches from `lovt_dls` (or `im
                        dropout=text_dropout, pad_id=tok.pad_id)
     model = LoVTModel(enc, text, LocalGlobalHeads(nf, proj_dim), LocalGlobalHeads(text_dim, proj_dim), CrossModalAttention(proj_dim),
                       MaskedAttentionPool(text_dim), tok)
-    all_cbs = [ImageTextCallback(aug if aug is not None else lovt_aug()), AlignUniformMonitor(), LocalUniformityMonitor(),
+    all_cbs = [ImageTextCallback(aug if aug is not None else lovt_aug()), GatherPredictions(n=2), DistributedChecks(),
+               AlignUniformMonitor(), LocalUniformityMonitor(),   # under DDP: global pairs from all ranks, local terms per rank
                knn_monitor_cb(knn_dls), *(cbs or [])]
     learn = ImageTextLearner(dls, model, loss_func=FastaiLoss(loss), opt_func=opt_func, lr=lr,
                              cbs=[c for c in all_cbs if c is not None], **kwargs)

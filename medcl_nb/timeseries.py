@@ -11,6 +11,7 @@ from torch import nn
 from .losses import ConVIRTLoss, FastaiLoss
 from .models import AttentionPool, TransformerBlock
 from .callbacks import AlignUniformMonitor, gpu_speedups
+from .distributed import GatherPredictions, DistributedChecks   # no-ops on one process (notebook 17)
 from .simclr import ContrastiveLearner, TorchAdam
 from .data.splits import patient_split, check_no_patient_leak, label_fraction_draws
 from .evaluation import (linear_probe, paired_differences, LinearEval, check_features, patient_resample_weights,
@@ -404,7 +405,7 @@ def ebcl_learner(dls:DataLoaders, # (pre, post, y) batches, e.g. `EHRWindows.dls
     if not n_variables: raise ValueError("n_variables: pass it, or build dls with EHRWindows.dls() (which sets dls.n_variables)")
     model = EBCLModel(TripletEncoder(n_variables, dim, max_len=max_len, **EBCL_ARCHS[arch]), proj_dim)
     learn = ContrastiveLearner(dls, model, loss_func=FastaiLoss(ConVIRTLoss(temperature, lambda_=0.5)), opt_func=opt_func, lr=lr,
-                               cbs=[AlignUniformMonitor(), *listify(cbs)], **kwargs)
+                               cbs=[GatherPredictions(), DistributedChecks(), AlignUniformMonitor(), *listify(cbs)], **kwargs)
     return gpu_speedups(learn, channels_last=False) if amp else learn
 
 # %% ../nbs/16_timeseries.ipynb #e01d31da

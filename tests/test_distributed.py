@@ -97,7 +97,7 @@ class RecordFirstStep(Callback):
     def before_fit(self): self.done = False
     def before_step(self):
         if self.done: return
-        self.done, self.loss = True, self.learn.loss.detach().clone()
+        self.done, self.step_loss = True, self.learn.loss.detach().clone()   # not `self.loss`: fastai warns it shadows learn.loss
         self.grads = [p.grad.detach().clone() for p in self.learn.model.parameters() if p.requires_grad]
 
 def identity_view(x): return x
@@ -121,7 +121,7 @@ def _simclr_learner_rank(rank, out):
     with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True):
         learn.fit(1, 1e-2)
     rec = learn.record_first_step
-    torch.save({'loss': rec.loss, 'grads': rec.grads}, out/f'simclr{rank}.pt')
+    torch.save({'loss': rec.step_loss, 'grads': rec.grads}, out/f'simclr{rank}.pt')
     refused = ''
     try:
         with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(cpu=True): learn.fit(1, 1e-2)  # sync_bn=True on CPU
@@ -136,7 +136,7 @@ def test_simclr_learner_two_ranks_equal_one_process(tmp_path):
     ref = one.record_first_step
     for r in range(WORLD):
         res = load(tmp_path/f'simclr{r}.pt')
-        torch.testing.assert_close(res['loss'], ref.loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(res['loss'], ref.step_loss, rtol=1e-5, atol=1e-6)
         assert len(res['grads']) == len(ref.grads)
         for g, g_ref in zip(res['grads'], ref.grads):
             assert g.shape == g_ref.shape
@@ -147,7 +147,7 @@ def _one_rank(rank, out):
     learn = simclr_for_test(blob_items(), bs=8, path=out)
     with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit(1, 1e-2)
     rec = learn.record_first_step
-    torch.save({'loss': rec.loss, 'grads': rec.grads, 'model': type(learn.model).__name__}, out/'one_rank.pt')
+    torch.save({'loss': rec.step_loss, 'grads': rec.grads, 'model': type(learn.model).__name__}, out/'one_rank.pt')
 
 def test_distrib_ctx_with_one_process(tmp_path):
     "torchrun --nproc_per_node 1: Accelerate does not wrap the model; the fit runs through and matches the plain learner."
@@ -156,8 +156,70 @@ def test_distrib_ctx_with_one_process(tmp_path):
     run_ranks(_one_rank, tmp_path, world=1)
     res = load(tmp_path/'one_rank.pt')
     assert res['model'] == 'SimCLRModel'                                # unwrapped after fit
-    torch.testing.assert_close(res['loss'], plain.record_first_step.loss)
+    torch.testing.assert_close(res['loss'], plain.record_first_step.step_loss)
     for g, g_ref in zip(res['grads'], plain.record_first_step.grads): torch.testing.assert_close(g, g_ref)
+
+# ---------------------------------------------------------------- a CLIP-style learner: igcl_learner (ConVIRT, LoVT, EBCL: the same hook)
+VOCAB = 12
+
+def graph_items(n=16, size=16, seed=0):
+    "n (image, graph, index) triples: random images and random small graphs in `radgraph_to_tensors`' format."
+    from medcl_nb.graph import NODE_TYPES, RELATION_TYPES
+    g = torch.Generator().manual_seed(seed)
+    def graph(n_nodes):
+        types = torch.randint(0, len(NODE_TYPES), (n_nodes, 1), generator=g)
+        tokens = torch.randint(1, VOCAB, (n_nodes, 3), generator=g)
+        n_edges = 2 * n_nodes
+        return dict(x=torch.cat([types, tokens], 1), edge_index=torch.randint(0, n_nodes, (2, n_edges), generator=g),
+                    edge_type=torch.randint(0, len(RELATION_TYPES), (n_edges,), generator=g))
+    return [(torch.rand(1, size, size, generator=g), graph(2 + i % 4), i) for i in range(n)]   # 2-5 nodes: padding differs
+
+def igcl_for_test(items, bs, path):
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.optimizer import SGD
+    from medcl_nb.graph import igcl_learner, image_graph_batch
+    from medcl_nb.models import ProjectionHead
+    set_seed(0)
+    dl = lambda its: DataLoader(its, bs=bs, shuffle=False, drop_last=True, create_batch=image_graph_batch)
+    dls = DataLoaders(dl(items), dl(items[:bs]))
+    dls.vocab_size = VOCAB
+    learn = igcl_learner(dls, 'resnet18', norm='group', hidden=16, token_dim=8, proj_dim=8, opt_func=SGD, path=path,
+                         cbs=[RecordFirstStep()])
+    torch.manual_seed(1)   # heads without BatchNorm and no dropout: per-rank statistics and draws are not one process's
+    learn.model.image_head = ProjectionHead(512, 512, 8, n_layers=2, bn=False)
+    learn.model.graph_encoder.head = ProjectionHead(16, 16, 8, n_layers=2, bn=False)
+    for m in learn.model.modules():
+        if isinstance(m, nn.Dropout): m.p = 0.
+        if isinstance(m, nn.MultiheadAttention): m.dropout = 0.
+    return learn
+
+def _igcl_rank(rank, out):
+    learn = igcl_for_test(graph_items(), bs=4, path=out)          # rank r: items[8r:8r+8], first batch items[8r:8r+4]
+    with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit(1, 1e-2)
+    rec = learn.record_first_step
+    torch.save({'loss': rec.step_loss, 'grads': rec.grads, 'names': [n for n, p in learn.model.named_parameters() if p.requires_grad]},
+               out/f'igcl{rank}.pt')
+
+def test_igcl_learner_two_ranks_equal_one_process(tmp_path):
+    "CLIP's loss with a learned logit scale: 2 ranks x 4 pairs = 1 process x 8 pairs, loss and every gradient (the scale's too)."
+    items = graph_items()
+    one = igcl_for_test(items[0:4] + items[8:12], bs=8, path=tmp_path)
+    with one.no_bar(), one.no_logging(): one.fit(1, 1e-2)
+    run_ranks(_igcl_rank, tmp_path)
+    ref = one.record_first_step
+    names = [n for n, p in one.model.named_parameters() if p.requires_grad]
+    for r in range(WORLD):
+        res = load(tmp_path/f'igcl{r}.pt')
+        assert res['names'] == names and 'logit_scale' in names
+        torch.testing.assert_close(res['loss'], ref.step_loss, rtol=1e-5, atol=1e-6)
+        for n, g, g_ref in zip(names, res['grads'], ref.grads):
+            assert g.shape == g_ref.shape, n
+            torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6, msg=lambda m: f"{n}: {m}")
+    # what the hook changes: a rank's loss over its own 4 pairs alone (the 4 pairs twice, bs 4) is another number
+    half = igcl_for_test(items[0:4] * 2, bs=4, path=tmp_path)
+    with half.no_bar(), half.no_logging(): half.fit(1, 1e-2)
+    assert abs(half.record_first_step.step_loss.item() - ref.step_loss.item()) > 1e-3
 
 # ---------------------------------------------------------------- shuffle-BN across ranks
 def bn_key(seed=0):

@@ -272,3 +272,31 @@ def test_medmnist_file_runs_the_main_job(tmp_path):
     assert (tmp_path/'medcl_medmnist').is_dir()                      # the PNGs went to the (redirected) temp folder
     summary = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
     assert [s['fraction'] for s in summary] == [1.0] and all(0 <= m['auc'] <= 1 for m in report['linear_eval']['metrics'])
+
+def test_two_processes_write_one_report(tmp_path):
+    """`torchrun --nproc_per_node 2 -m medcl_nb.experiment ...` on CPUs: both ranks pretrain under DDP (gloo),
+    rank 0 alone evaluates and writes. The two processes get the environment torchrun gives them, and each its own
+    --out, so that anything rank 1 wrote would show; their CPU time is measured (children's rusage)."""
+    import os, resource, socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    args = ['--data', 'data_samples', '--epochs', '1', '--size', '32', '--max-patients', '60', '--draws', '1', '--boot', '20',
+            '--fractions', '1.0', '--few-shot', '--bs', '16', '--no-progress']
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    procs = [subprocess.Popen([sys.executable, '-m', 'medcl_nb.experiment', *args, '--out', str(tmp_path/f'rank{r}')], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1',
+                                   'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port), 'RANK': str(r), 'LOCAL_RANK': str(r),
+                                   'WORLD_SIZE': '2', 'LOCAL_WORLD_SIZE': '2'}) for r in range(2)]
+    try: outs = [p.communicate(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None: p.kill()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"2 processes: {after.ru_utime - before.ru_utime:.1f} s user + {after.ru_stime - before.ru_stime:.1f} s sys CPU")
+    for p, (out, err) in zip(procs, outs): assert p.returncode == 0, err[-3000:]
+    report = json.loads((tmp_path/'rank0'/'report.json').read_text())
+    assert sorted(f.name for f in (tmp_path/'rank0').iterdir()) == ['label_efficiency.png', 'per_label_auc.png', 'report.json', 'subgroups.png']
+    assert any('pretrained on 2 processes (torchrun, gloo), 8 images each of the global batch 16' in n for n in report['notes'])
+    assert len(report['pretraining']['history']) == 1 and report['linear_eval']['summary']
+    assert 'report:' in outs[0][0] and 'report:' not in outs[1][0]      # rank 1 printed no table
+    assert list((tmp_path/'rank1').iterdir()) == []                    # and wrote nothing
