@@ -14,8 +14,8 @@ from .callbacks import TwoViewsCallback, AlignUniformMonitor, gpu_speedups
 from .augment import medical_aug
 from .simclr import simclr_learner, SimCLRModel, ContrastiveLearner, TorchAdam, check_contrastive_dls
 from .evaluation import retrieval_metrics, retrieval_chance, extract_features, load_images
-from .segmentation import bootstrap_mean, seed_ci, load_seed_reports, _versions, _jsonable
-from .experiment import find_dataset, random_baseline, pretrain, subsample_patients, _default_data
+from .segmentation import bootstrap_mean, seed_ci, load_seed_reports
+from .experiment import find_dataset, random_baseline, pretrain, subsample_patients, _default_data, _versions, _jsonable, _count
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
@@ -413,14 +413,7 @@ def format_retrieval_seed_table(acc:pd.DataFrame, summary:pd.DataFrame, referenc
     return '\n'.join(lines)
 
 # %% ../nbs/15_retrieval.ipynb #c0e307ef
-def _positive_count(minimum):
-    def parse(s):
-        try: n = int(s)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {s!r}") from None
-        if n < minimum: raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
-        return n
-    return parse
-
+# `_count` (an integer >= minimum) is the main job's argument type (09b): one wording for every console script
 def retrieval_parser():
     "The argument parser of `medcl_retrieval`."
     p = argparse.ArgumentParser(prog='medcl_retrieval', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -430,15 +423,15 @@ def retrieval_parser():
     p.add_argument('--out', default='retrieval_out', help="folder for report.json and the plots")
     p.add_argument('--boxes', default=None, help="boxes table (dicom_id, kind, name, x, y, w, h in pixels); default: boxes.csv beside the metadata")
     p.add_argument('--arch', default='resnet18', help="encoder architecture (medcl_nb.models.encoder)")
-    p.add_argument('--crop-size', type=_positive_count(8), default=32, help="crops are resized to this side")
-    p.add_argument('--simclr-epochs', type=_positive_count(1), default=5, help="stage 1: SimCLR epochs on the training crops")
-    p.add_argument('--supcon-epochs', type=_positive_count(1), default=3, help="stage 2: SupCon epochs with the anatomy label")
-    p.add_argument('--image-epochs', type=_positive_count(0), default=8, help="whole-image SimCLR epochs (0: skip that baseline)")
-    p.add_argument('--bs', type=_positive_count(2), default=128, help="batch size (crops)")
+    p.add_argument('--crop-size', type=_count(8), default=32, help="crops are resized to this side")
+    p.add_argument('--simclr-epochs', type=_count(1), default=5, help="stage 1: SimCLR epochs on the training crops")
+    p.add_argument('--supcon-epochs', type=_count(1), default=3, help="stage 2: SupCon epochs with the anatomy label")
+    p.add_argument('--image-epochs', type=_count(0), default=8, help="whole-image SimCLR epochs (0: skip that baseline)")
+    p.add_argument('--bs', type=_count(2), default=128, help="batch size (crops)")
     p.add_argument('--lr', type=float, default=1e-3, help="learning rate (one-cycle maximum)")
     p.add_argument('--temperature', type=float, default=0.1, help="temperature of SimCLR and SupCon")
-    p.add_argument('--boot', type=_positive_count(10), default=1000, help="bootstrap resamples of the test patients")
-    p.add_argument('--max-patients', type=_positive_count(4), default=None, help="use at most this many patients (quick runs)")
+    p.add_argument('--boot', type=_count(10), default=1000, help="bootstrap resamples of the test patients")
+    p.add_argument('--max-patients', type=_count(4), default=None, help="use at most this many patients (quick runs)")
     p.add_argument('--seed', type=int, nargs='+', default=[0], help="seed(s); several: one run per seed in OUT/seed_S and the summary over seeds in OUT/seeds.json")
     p.add_argument('--device', default=None, help="torch device (cpu, cuda, ...); default: the GPU if there is one")
     p.add_argument('--no-progress', action='store_true', help="no progress output")

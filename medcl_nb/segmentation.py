@@ -14,7 +14,7 @@ from .models import encoder as make_encoder
 from .simclr import simclr_learner, ContrastiveLearner, TorchAdam
 from .callbacks import gpu_speedups
 from .evaluation import patient_resample_weights
-from .experiment import subsample_patients, imagenet_baseline, _default_data
+from .experiment import subsample_patients, imagenet_baseline, _default_data, _versions, _jsonable, _fraction, _count
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
@@ -456,20 +456,6 @@ def find_echonet(path) -> Path:
     raise FileNotFoundError(f"no EchoNet-Dynamic layout under {p}: expected FileList.csv (with VolumeTracings.csv and Videos/) "
                             "in it, in echonet/ or in EchoNet-Dynamic/")
 
-def _versions():
-    import medcl_nb, fastai
-    return dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__, numpy=np.__version__,
-                pandas=pd.__version__, medcl_nb=medcl_nb.__version__, platform=platform.platform())
-
-def _jsonable(x):
-    "NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, np.integer): return int(x)
-    if isinstance(x, (float, np.floating)): return float(x) if np.isfinite(x) else None
-    if isinstance(x, np.bool_): return bool(x)
-    return x
-
 # %% ../nbs/14_segmentation.ipynb #596da364
 def load_echo_dataset(data, max_videos:int|None=None, seed:int=0):
     "`echo_frames` of the EchoNet-Dynamic folder under `data` (optionally `max_videos` patients drawn at random); (EchoData, root)."
@@ -710,20 +696,7 @@ def load_seed_reports(out)->list:
     return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r['seed'])
 
 # %% ../nbs/14_segmentation.ipynb #fafcd710
-def _fraction_arg(s):
-    try: f = float(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"a label fraction must be a number in (0, 1], got {s!r}") from None
-    if not 0 < f <= 1: raise argparse.ArgumentTypeError(f"a label fraction must be in (0, 1], got {s}")
-    return f
-
-def _count_arg(minimum):
-    def parse(s):
-        try: n = int(s)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {s!r}") from None
-        if n < minimum: raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
-        return n
-    return parse
-
+# the argument types (_fraction, _count) are the main job's (09b): one wording for every console script
 def segmentation_parser():
     "The argument parser of `medcl_segmentation`."
     p = argparse.ArgumentParser(prog='medcl_segmentation', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -733,21 +706,21 @@ def segmentation_parser():
     p.add_argument('--data', default='data_samples', help="data_samples/ or an EchoNet-Dynamic folder (FileList.csv, VolumeTracings.csv, Videos/)")
     p.add_argument('--out', default='segmentation_out', help="folder for report.json and the plots")
     p.add_argument('--arch', default='resnet18', help="encoder architecture (medcl_nb.models.encoder, a CNN)")
-    p.add_argument('--fractions', type=_fraction_arg, nargs='+', default=list(DEFAULT_SEG_FRACTIONS), help="fractions of the training patients, each in (0, 1]")
-    p.add_argument('--draws', type=_count_arg(1), default=3, help="patient draws per fraction below 1")
-    p.add_argument('--pretrain-epochs', type=_count_arg(1), default=300, help="SimCLR epochs (one random frame per training video per epoch)")
-    p.add_argument('--pretrain-bs', type=_count_arg(2), default=32, help="SimCLR batch size (videos)")
+    p.add_argument('--fractions', type=_fraction, nargs='+', default=list(DEFAULT_SEG_FRACTIONS), help="fractions of the training patients, each in (0, 1]")
+    p.add_argument('--draws', type=_count(1), default=3, help="patient draws per fraction below 1")
+    p.add_argument('--pretrain-epochs', type=_count(1), default=300, help="SimCLR epochs (one random frame per training video per epoch)")
+    p.add_argument('--pretrain-bs', type=_count(2), default=32, help="SimCLR batch size (videos)")
     p.add_argument('--pretrain-lr', type=float, default=1e-3, help="SimCLR learning rate (one-cycle maximum)")
     p.add_argument('--temperature', type=float, default=0.1, help="NT-Xent temperature tau")
-    p.add_argument('--steps', type=_count_arg(1), default=100, help="fine-tuning steps, the same for every fraction")
-    p.add_argument('--bs', type=_count_arg(1), default=8, help="fine-tuning batch size (frames)")
+    p.add_argument('--steps', type=_count(1), default=100, help="fine-tuning steps, the same for every fraction")
+    p.add_argument('--bs', type=_count(1), default=8, help="fine-tuning batch size (frames)")
     p.add_argument('--lr', type=float, default=3e-3, help="fine-tuning learning rate (one-cycle maximum)")
     p.add_argument('--dice-weight', type=float, default=1., help="loss = BCE + dice_weight * soft Dice (0: BCE alone, as the paper)")
-    p.add_argument('--boot', type=_count_arg(10), default=1000, help="bootstrap resamples of the test patients")
+    p.add_argument('--boot', type=_count(10), default=1000, help="bootstrap resamples of the test patients")
     p.add_argument('--seed', type=int, nargs='+', default=[0], help="seed(s) of pretraining, initialization and draws; several: one run per seed in OUT/seed_S and the summary over seeds in OUT/seeds.json")
     p.add_argument('--device', default=None, help="torch device (cpu, cuda, cuda:1, mps); default: the GPU if there is one")
     p.add_argument('--imagenet-weights', default=None, help="state dict of ImageNet weights for --arch (else the torch hub cache; never downloaded)")
-    p.add_argument('--max-videos', type=_count_arg(3), default=None, help="use at most this many videos (quick runs on the real dataset)")
+    p.add_argument('--max-videos', type=_count(3), default=None, help="use at most this many videos (quick runs on the real dataset)")
     p.add_argument('--no-progress', action='store_true', help="no progress output")
     return p
 
