@@ -22,11 +22,12 @@ __all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'PRETRAINERS', 'RESER
            'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'launched_ranks', 'Pretrained',
            'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation',
            'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table',
-           'format_text_tables', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
+           'format_text_tables', 'drop_bad_images', 'run_experiment', 'experiment_parser', 'parse_experiment_args',
+           'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
-def find_dataset(path, views=FRONTAL_VIEWS):
-    "Read the chest radiographs under `path` (MIMIC-CXR-JPG layout, CheXpert, a folder holding `cxr/` such as data_samples, or a MedMNIST .npz)."
+def find_dataset(path, views=FRONTAL_VIEWS, check_files=True):
+    "Read the chest radiographs under `path` (MIMIC-CXR-JPG layout, CheXpert, a folder holding `cxr/` such as data_samples, a DICOM folder with labels.csv, or a MedMNIST .npz)."
     p = Path(path)
     if p.suffix == '.npz':                                   # one MedMNIST 2D file (medmnist_frame, below)
         if not p.is_file(): raise FileNotFoundError(f"MedMNIST file not found: {p}")
@@ -34,12 +35,15 @@ def find_dataset(path, views=FRONTAL_VIEWS):
     if not p.is_dir(): raise FileNotFoundError(f"data folder not found: {p}")
     for root in (p, p/'cxr'):
         if root.is_dir() and any(root.glob('mimic-cxr-*-metadata.csv*')):
-            return read_mimic_cxr(root, views=views), f'MIMIC-CXR-JPG layout at {root}'
+            return read_mimic_cxr(root, views=views, check_files=check_files), f'MIMIC-CXR-JPG layout at {root}'
     for root in (p, p/'CheXpert-v1.0-small', p/'CheXpert-v1.0'):
         if (root/'train.csv').is_file():
-            return read_chexpert(root, split=None, views=views), f'CheXpert at {root}'
+            return read_chexpert(root, split=None, views=views, check_files=check_files), f'CheXpert at {root}'
+    if (p/'labels.csv').is_file():                           # a folder of DICOM (or other) images with a labels CSV (notebook 01)
+        from medcl_nb.data.readers import read_dicom_folder
+        return read_dicom_folder(p, views=views, check_files=check_files), f'image folder with labels.csv at {p}'
     raise FileNotFoundError(f"no chest radiograph dataset under {p}: expected mimic-cxr-*-metadata.csv.gz (MIMIC-CXR-JPG, "
-                            "or data_samples/cxr), or CheXpert's train.csv")
+                            "or data_samples/cxr), CheXpert's train.csv, or labels.csv beside DICOM files")
 
 # %% ../nbs/09b_experiment.ipynb #6ad51e66
 def prepare_splits(df, valid_pct=0.1, test_pct=0.2, seed=0):
@@ -410,11 +414,25 @@ def _cat(frames):
     frames = [f for f in frames if f is not None]
     return pd.concat(frames, ignore_index=True) if frames else None
 
+# %% ../nbs/09b_experiment.ipynb #89ad3785
+from .data.readers import check_images
+
+def drop_bad_images(df, on_bad='error', progress=False):
+    "With 'skip': `df` without the rows whose image is unreadable, empty or missing, and those rows as records for the report; 'error': (df, [])."
+    if on_bad not in ('skip', 'error'): raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad!r}")
+    if on_bad == 'error': return df, []                    # load_images stops at the first bad image, naming it
+    good, bad = check_images(df, on_bad='skip', progress=progress)
+    if len(bad):
+        print(f"skipped {len(bad)} unreadable, empty or missing image(s) of {bad.patient_id.nunique()} patient(s) (listed in report.json)")
+        warnings.warn(f"--on-bad-image skip: {len(bad)} bad image(s) dropped before splitting, first: {bad.path.iloc[0]} ({bad.problem.iloc[0][:120]})")
+    return good, _jsonable(bad[['path', 'patient_id', 'problem']].to_dict(orient='records'))
+
 # %% ../nbs/09b_experiment.ipynb #e58b6791
 def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, fractions=DEFAULT_FRACTIONS, draws=5,
                    out='experiment_out', device=None, arch='resnet18', size=64, bs=32, lr=None, boot=1000, seed=0, labels=None,
                    few_shot_k=(1, 5, 10), fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256,
-                   momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True):
+                   momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True,
+                   on_bad_image='error'):
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
     methods = check_methods(methods if methods else [method])
@@ -424,13 +442,14 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     config = dict(data=str(data), method=methods[0], methods=methods, epochs=epochs, fractions=list(fractions), draws=draws, out=str(out),
                   device=str(device), arch=arch, size=size, bs=bs, lr=lrs[methods[0]], lrs=lrs, boot=boot, seed=seed, labels=labels,
                   few_shot_k=list(few_shot_k), fine_tune_epochs=fine_tune_epochs, imagenet_weights=imagenet_weights,
-                  max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug,
+                  max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, on_bad_image=on_bad_image,
                   **{k: v for m in methods for k, v in _learner_kwargs(m, queue_size, momentum, temperature).items()})
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        df, source = find_dataset(data)
+        df, source = find_dataset(data, check_files=on_bad_image == 'error')   # 'skip': missing files are bad images
         df = subsample_patients(df, max_patients, seed)
+        df, bad_images = drop_bad_images(df, on_bad_image, progress)         # before splitting
         df, split_note = prepare_splits(df, seed=seed)
         df = df.reset_index(drop=True)
         labels, dropped = choose_labels(df, labels)
@@ -489,7 +508,8 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     describe = lambda n: ('pretrained with ' + n if n in methods else 'random initialization, BatchNorm statistics from the training images'
                           if n == 'random' else imnet_note)
     report = dict(config=config, versions=_versions(), seed=seed,
-                  dataset=dict(source=source, split=split_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels)),
+                  dataset=dict(source=source, split=split_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels),
+                               bad_images=bad_images),
                   encoders={n: describe(n) for n in encoders},
                   pretraining=dict(history=pre[methods[0]].history, methods={m: dict(history=pre[m].history, lr=lrs[m]) for m in methods}),
                   linear_eval=dict(metrics=_records(metrics), summary=_records(summary)),
@@ -573,6 +593,8 @@ def experiment_parser():
     p.add_argument('--imagenet-weights', default=None, help="state dict of ImageNet weights for --arch (else the torch hub cache; never downloaded)")
     p.add_argument('--max-patients', type=_count(10), default=None, help="use at most this many patients (quick runs)")
     p.add_argument('--labels', nargs='+', default=None, help="label columns (default: every CheXpert label with enough cases)")
+    p.add_argument('--on-bad-image', choices=('error', 'skip'), default='error',
+                   help="an unreadable, empty or missing image: stop naming it (error), or drop it before splitting and list it in the report (skip)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true', help="no progress bars")
     return p
@@ -618,7 +640,8 @@ def medcl_experiment_cli(argv=None):
                                 few_shot_k=a.few_shot, fine_tune_epochs=a.fine_tune, imagenet_weights=a.imagenet_weights,
                                 max_patients=a.max_patients, queue_size=a.queue_size, momentum=a.momentum,
                                 temperature=a.temperature, extra_aug=a.extra_aug,
-                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress)
+                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress,
+                                on_bad_image=a.on_bad_image)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
     if report is None: return                  # a rank > 0 of a torchrun launch: rank 0 reports

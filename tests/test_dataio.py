@@ -1,0 +1,63 @@
+"""Data at real scale (issue 17): a DICOM folder found by the main job, and `medcl_experiment --on-bad-image`
+on a copy of data_samples/ with a truncated, a zero-byte and a missing image."""
+import json, os, resource, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT/'tests'/'fixtures'
+TINY = ['--epochs', '1', '--size', '32', '--max-patients', '60', '--draws', '1', '--boot', '20', '--fractions', '1.0',
+        '--few-shot', '--bs', '16', '--device', 'cpu', '--no-progress']
+
+def cli(*args, timeout=400):
+    "The main job's entry point in a subprocess (as its console script runs it), one thread."
+    code = ("import sys; sys.argv[0] = 'medcl_experiment'; "
+            "from medcl_nb.experiment import medcl_experiment_cli; sys.exit(medcl_experiment_cli())")
+    return subprocess.run([sys.executable, '-c', code, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'})
+
+def test_find_dataset_reads_a_dicom_folder():
+    from medcl_nb.experiment import find_dataset
+    from medcl_nb.data.readers import check_schema, load_image
+    df, source = find_dataset(FIXTURES/'dicom')                       # the default keeps frontal views (PA, AP)
+    check_schema(df)
+    assert 'labels.csv' in source and list(df.view) == ['PA', 'PA', 'AP']
+    assert [load_image(p).shape for p in df.path] == [(16, 16)] * 3
+
+@pytest.fixture(scope='module')
+def broken_samples(tmp_path_factory):
+    "data_samples/cxr copied, with three images of three patients the tiny run keeps: truncated, emptied, deleted."
+    from medcl_nb.experiment import find_dataset, subsample_patients
+    data = tmp_path_factory.mktemp('broken')/'data'
+    shutil.copytree(ROOT/'data_samples'/'cxr', data/'cxr', ignore=shutil.ignore_patterns('reports', 'radgraph.json'))
+    df, _ = find_dataset(data)
+    kept = subsample_patients(df, 60, 0).drop_duplicates('patient_id')   # the patients --max-patients 60 --seed 0 keeps
+    rows = kept.iloc[:3]
+    truncated, empty, missing = map(Path, rows.path)
+    truncated.write_bytes(truncated.read_bytes()[:len(truncated.read_bytes()) // 2])
+    empty.write_bytes(b'')
+    missing.unlink()
+    return data, dict(zip(rows.path, rows.patient_id)), missing, len(subsample_patients(df, 60, 0))
+
+def test_bad_images_stop_the_run_by_default(broken_samples, tmp_path):
+    data, bad, missing, _ = broken_samples
+    r = cli('--data', data, *TINY, '--out', tmp_path/'out', timeout=200)
+    assert r.returncode == 2 and missing.name in r.stderr, r.stderr[-2000:]
+
+def test_skip_drops_bad_images_before_splitting_and_reports_them(broken_samples, tmp_path):
+    data, bad, missing, n_kept = broken_samples
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = cli('--data', data, *TINY, '--on-bad-image', 'skip', '--out', tmp_path/'out')
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"--on-bad-image skip run: {after.ru_utime - before.ru_utime:.1f} s user + {after.ru_stime - before.ru_stime:.1f} s sys CPU")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert 'skipped 3 unreadable, empty or missing image(s) of 3 patient(s)' in r.stdout
+    report = json.loads((tmp_path/'out'/'report.json').read_text())
+    listed = report['dataset']['bad_images']
+    assert {b['path']: b['patient_id'] for b in listed} == bad
+    problems = {Path(b['path']).name: b['problem'] for b in listed}
+    assert problems[missing.name] == 'missing' and sorted(problems.values()).count('empty (0 bytes)') == 1
+    assert sum('cannot read image' in p for p in problems.values()) == 1            # the truncated one: the decoder's message
+    assert report['config']['on_bad_image'] == 'skip'
+    ds = report['dataset']
+    assert ds['train']['images'] + ds['valid']['images'] + ds['test']['images'] == n_kept - 3
