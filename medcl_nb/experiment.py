@@ -123,6 +123,8 @@ def medmnist_frame(npz, # a MedMNIST 2D file: train/val/test _images and _labels
     return df, note
 
 # %% ../nbs/09b_experiment.ipynb #09cf7baf
+from .data.cache import image_store, uint8_to_float
+
 @torch.no_grad()
 def calibrate_batchnorm(enc:nn.Module, images, bs=256, device=None):
     "Set every BatchNorm's running mean/var to its average over `images` (unlabeled), then leave `enc` in eval mode."
@@ -131,7 +133,7 @@ def calibrate_batchnorm(enc:nn.Module, images, bs=256, device=None):
     moms = [m.momentum for m in bns]
     for m in bns: m.reset_running_stats(); m.momentum = None          # None: cumulative average over batches
     enc.train()
-    for xb in images.split(bs): enc(xb.to(device))
+    for xb in images.split(bs): enc(uint8_to_float(xb.to(device)))     # a uint8 store (image_store) or float images
     for m, mom in zip(bns, moms): m.momentum = mom
     return enc.eval()
 
@@ -164,7 +166,7 @@ def _fit(learn, epochs, lr, progress):
     return [dict(zip(names, map(float, v))) for v in learn.recorder.values]
 
 def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size=64, device=None, seed=0, progress=True,
-             path=None, extra_aug=(), acquisition_aug=True, **kwargs):
+             path=None, extra_aug=(), acquisition_aug=True, images=None, **kwargs):
     "MoCo or SimCLR pretraining on the *training* images of `df` (labels unused; validation images give the validation loss); lr None: 1e-3."
     from medcl_nb.data.blocks import contrastive_dls
     from medcl_nb.learner import moco_learner, simclr_learner
@@ -174,7 +176,8 @@ def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size
     set_seed(seed)
     train, valid = df[df.split == 'train'], df[df.split == 'valid']
     aug = _pretrain_aug(extra_aug, acquisition_aug)
-    dls = contrastive_dls(pd.concat([train, valid]), size=size, bs=bs, aug=aug, splits=(train, valid), device=device)
+    dls = contrastive_dls(pd.concat([train, valid]), size=size, bs=bs, aug=aug, splits=(train, valid), device=device,
+                          images=images)              # images: run_experiment's uint8 store (row j = df's index label j), or None: decode
     make = moco_learner if method == 'moco' else simclr_learner
     learn = make(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
     return learn.encoder.eval(), _fit(learn, epochs, lr, progress)
@@ -399,7 +402,7 @@ def _text_evaluations(name, pre, df, images, labels, boot, seed, notes):
     "Zero-shot AUCs (labels with default prompts) and retrieval of an image-text method on the test rows; its extra evaluations."
     from medcl_nb.convirt import zero_shot_eval, retrieval_eval, DEFAULT_PROMPTS
     test = (df.split == 'test').to_numpy()
-    dt, it = df[test].reset_index(drop=True), images[torch.as_tensor(test)]
+    dt, it = df[test].reset_index(drop=True), uint8_to_float(images[torch.as_tensor(test)])
     zs = ret = None
     if pre.text_aware:
         zl = [l for l in labels if l in DEFAULT_PROMPTS]
@@ -432,7 +435,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
                    out='experiment_out', device=None, arch='resnet18', size=64, bs=32, lr=None, boot=1000, seed=0, labels=None,
                    few_shot_k=(1, 5, 10), fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256,
                    momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True,
-                   on_bad_image='error'):
+                   on_bad_image='error', cache='auto'):
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
     methods = check_methods(methods if methods else [method])
@@ -442,7 +445,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     config = dict(data=str(data), method=methods[0], methods=methods, epochs=epochs, fractions=list(fractions), draws=draws, out=str(out),
                   device=str(device), arch=arch, size=size, bs=bs, lr=lrs[methods[0]], lrs=lrs, boot=boot, seed=seed, labels=labels,
                   few_shot_k=list(few_shot_k), fine_tune_epochs=fine_tune_epochs, imagenet_weights=imagenet_weights,
-                  max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, on_bad_image=on_bad_image,
+                  max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, on_bad_image=on_bad_image, cache=str(cache),
                   **{k: v for m in methods for k, v in _learner_kwargs(m, queue_size, momentum, temperature).items()})
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
@@ -453,7 +456,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         df, split_note = prepare_splits(df, seed=seed)
         df = df.reset_index(drop=True)
         labels, dropped = choose_labels(df, labels)
-        images = load_images(df, size)
+        images, store_note = image_store(df, size, cache=cache, progress=progress)   # uint8, decoded once: pretraining and features
         train = df.split == 'train'
         times['data_s'] = time.time() - t0
         print(f"data: {source}; {len(df)} images, {df.patient_id.nunique()} patients; split: {split_note}")
@@ -464,7 +467,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
             t, c = time.time(), time.process_time()
             pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
                                     extra_aug=extra_aug, acquisition_aug=acquisition_aug,
-                                    **_learner_kwargs(m, queue_size, momentum, temperature))
+                                    **_learner_kwargs(m, queue_size, momentum, temperature), **({'images': images} if m in ('moco', 'simclr') else {}))
             times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = time.time() - t, time.process_time() - c
         times['pretrain_s'] = sum(times[f'pretrain_{m}_s'] for m in methods)
         if not _continue_on_this_rank(notes, bs): return None      # torchrun: rank 0 alone evaluates and writes
@@ -489,7 +492,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         t = time.time()
         ft = None
         if fine_tune_epochs:
-            ft = pd.concat([fine_tune(e, df, labels, fractions, draws=1, epochs=fine_tune_epochs, seed=seed, images=images,
+            ft = pd.concat([fine_tune(e, df, labels, fractions, draws=1, epochs=fine_tune_epochs, seed=seed, images=uint8_to_float(images),
                                       device=device).assign(encoder=n) for n, e in encoders.items()], ignore_index=True)
         times['fine_tune_s'] = time.time() - t
 
@@ -508,7 +511,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     describe = lambda n: ('pretrained with ' + n if n in methods else 'random initialization, BatchNorm statistics from the training images'
                           if n == 'random' else imnet_note)
     report = dict(config=config, versions=_versions(), seed=seed,
-                  dataset=dict(source=source, split=split_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels),
+                  dataset=dict(source=source, split=split_note, images=store_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels),
                                bad_images=bad_images),
                   encoders={n: describe(n) for n in encoders},
                   pretraining=dict(history=pre[methods[0]].history, methods={m: dict(history=pre[m].history, lr=lrs[m]) for m in methods}),
@@ -595,6 +598,8 @@ def experiment_parser():
     p.add_argument('--labels', nargs='+', default=None, help="label columns (default: every CheXpert label with enough cases)")
     p.add_argument('--on-bad-image', choices=('error', 'skip'), default='error',
                    help="an unreadable, empty or missing image: stop naming it (error), or drop it before splitting and list it in the report (skip)")
+    p.add_argument('--cache', default='auto', help="where the resized uint8 images live: auto (in RAM when they take under a quarter of "
+                   "the available memory, else a memory-mapped disk cache in $MEDCL_CACHE or ~/.cache/medcl_nb/images), ram, or a folder for the disk cache")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true', help="no progress bars")
     return p
@@ -641,7 +646,7 @@ def medcl_experiment_cli(argv=None):
                                 max_patients=a.max_patients, queue_size=a.queue_size, momentum=a.momentum,
                                 temperature=a.temperature, extra_aug=a.extra_aug,
                                 acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress,
-                                on_bad_image=a.on_bad_image)
+                                on_bad_image=a.on_bad_image, cache=a.cache)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
     if report is None: return                  # a rank > 0 of a torchrun launch: rank 0 reports

@@ -47,7 +47,7 @@ def test_bad_images_stop_the_run_by_default(broken_samples, tmp_path):
 def test_skip_drops_bad_images_before_splitting_and_reports_them(broken_samples, tmp_path):
     data, bad, missing, n_kept = broken_samples
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r = cli('--data', data, *TINY, '--on-bad-image', 'skip', '--out', tmp_path/'out')
+    r = cli('--data', data, *TINY, '--on-bad-image', 'skip', '--cache', tmp_path/'cache', '--out', tmp_path/'out')
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"--on-bad-image skip run: {after.ru_utime - before.ru_utime:.1f} s user + {after.ru_stime - before.ru_stime:.1f} s sys CPU")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -61,3 +61,20 @@ def test_skip_drops_bad_images_before_splitting_and_reports_them(broken_samples,
     assert report['config']['on_bad_image'] == 'skip'
     ds = report['dataset']
     assert ds['train']['images'] + ds['valid']['images'] + ds['test']['images'] == n_kept - 3
+    assert 'memory-mapped from a disk cache' in ds['images'] and 'built' in ds['images']      # --cache DIR: the memmap store
+    assert [f.suffix for f in (tmp_path/'cache').iterdir()] and {f.suffix for f in (tmp_path/'cache').iterdir()} == {'.npy', '.json'}
+
+def test_pretraining_is_unchanged_when_given_the_shared_uint8_store():
+    "pretrain(images=store) reads the same uint8 pixels its own loader would decode: the same encoder, bit for bit."
+    import torch
+    from medcl_nb.experiment import find_dataset, subsample_patients, prepare_splits, pretrain
+    from medcl_nb.data.cache import image_store
+    torch.set_num_threads(1)
+    df, _ = find_dataset(ROOT/'data_samples')
+    df = prepare_splits(subsample_patients(df, 24, 0), seed=0)[0].reset_index(drop=True)
+    store, note = image_store(df, 32, cache='ram')
+    kw = dict(method='moco', epochs=1, bs=16, size=32, device='cpu', seed=0, progress=False, queue_size=32)
+    own, _ = pretrain(df, **kw)
+    shared, _ = pretrain(df, images=store, **kw)
+    a, b = own.state_dict(), shared.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
