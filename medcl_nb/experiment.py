@@ -126,23 +126,24 @@ def medmnist_frame(npz, # a MedMNIST 2D file: train/val/test _images and _labels
 from .data.cache import image_store, uint8_to_float
 
 @torch.no_grad()
-def calibrate_batchnorm(enc:nn.Module, images, bs=256, device=None):
+def calibrate_batchnorm(enc:nn.Module, images, bs=256, device=None, rows=None):
     "Set every BatchNorm's running mean/var to its average over `images` (unlabeled), then leave `enc` in eval mode."
     bns = [m for m in enc.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     device = device or next(enc.parameters()).device
     moms = [m.momentum for m in bns]
     for m in bns: m.reset_running_stats(); m.momentum = None          # None: cumulative average over batches
     enc.train()
-    for xb in images.split(bs): enc(uint8_to_float(xb.to(device)))     # a uint8 store (image_store) or float images
+    batches = images.split(bs) if rows is None else (images[rows[i:i + bs]] for i in range(0, len(rows), bs))   # rows: read lazily
+    for xb in batches: enc(uint8_to_float(xb.to(device)))              # a uint8 store (image_store) or float images
     for m, mom in zip(bns, moms): m.momentum = mom
     return enc.eval()
 
 # %% ../nbs/09b_experiment.ipynb #a7b5369d
-def random_baseline(arch, images, seed=0, device=None):
+def random_baseline(arch, images, seed=0, device=None, rows=None):
     "The architecture at random initialization (seeded), BatchNorm statistics from the unlabeled training `images`."
     torch.manual_seed(seed)
     enc = make_encoder(arch, in_chans=1).to(device or default_device())
-    return calibrate_batchnorm(enc, images, device=device)
+    return calibrate_batchnorm(enc, images, device=device, rows=rows)
 
 def imagenet_baseline(arch, weights=None, device=None):
     "ImageNet-initialized encoder from the torch hub cache or a state-dict path (never downloaded); (None, reason) otherwise."
@@ -476,7 +477,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         if imnet is not None: encoders['imagenet'] = imnet
         else: notes.append(f"ImageNet baseline skipped: {imnet_note}")
         t = time.time()
-        encoders['random'] = random_baseline(arch, images[torch.as_tensor(train.to_numpy())], seed, device)
+        encoders['random'] = random_baseline(arch, images, seed, device, rows=np.flatnonzero(train.to_numpy()))   # no copy of the store
         feats = {n: extract_features(e, images, device=device, progress=progress) for n, e in encoders.items()}
         times['features_s'] = time.time() - t
 

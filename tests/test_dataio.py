@@ -78,3 +78,17 @@ def test_pretraining_is_unchanged_when_given_the_shared_uint8_store():
     shared, _ = pretrain(df, images=store, **kw)
     a, b = own.state_dict(), shared.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+def test_random_baseline_reads_the_store_lazily_with_the_same_result():
+    "BatchNorm calibration over `rows` of the store (no copy of the training images) equals calibration on the copied rows."
+    import numpy as np, torch
+    from medcl_nb.experiment import find_dataset, prepare_splits, random_baseline
+    from medcl_nb.data.cache import image_store
+    torch.set_num_threads(1)
+    df, _ = find_dataset(ROOT/'data_samples')
+    df = prepare_splits(df, seed=0)[0].reset_index(drop=True).iloc[:120]
+    store, _ = image_store(df, 32, cache='ram')
+    rows = np.flatnonzero((df.split == 'train').to_numpy())
+    copied = random_baseline('resnet18', store[torch.as_tensor(rows)].float() / 255, 0, 'cpu').state_dict()
+    lazy = random_baseline('resnet18', store, 0, 'cpu', rows=rows).state_dict()
+    assert all(torch.equal(copied[k], lazy[k]) for k in copied)
