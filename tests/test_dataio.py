@@ -92,3 +92,35 @@ def test_random_baseline_reads_the_store_lazily_with_the_same_result():
     copied = random_baseline('resnet18', store[torch.as_tensor(rows)].float() / 255, 0, 'cpu').state_dict()
     lazy = random_baseline('resnet18', store, 0, 'cpu', rows=rows).state_dict()
     assert all(torch.equal(copied[k], lazy[k]) for k in copied)
+
+def test_main_job_runs_on_a_dicom_folder(tmp_path):
+    "data_samples' images of 60 patients written as MONOCHROME1 12-bit DICOM with a labels.csv: `medcl_experiment --data DIR` runs."
+    import numpy as np, pandas as pd, pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ComputedRadiographyImageStorage
+    from medcl_nb.experiment import find_dataset, subsample_patients
+    from medcl_nb.data.readers import load_image, CHEXPERT_LABELS
+    df, _ = find_dataset(ROOT/'data_samples')
+    df = subsample_patients(df, 60, 0).reset_index(drop=True)
+    root = tmp_path/'hospital'
+    for i, p in enumerate(df.path):
+        stored = 4095 - np.round(load_image(p) * 4095).astype(np.uint16)          # inverted storage
+        meta = FileMetaDataset(); meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ComputedRadiographyImageStorage, f'1.2.3.{i}'
+        ds = Dataset(); ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = ComputedRadiographyImageStorage, f'1.2.3.{i}'
+        ds.Rows, ds.Columns = stored.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME1'
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.PixelData = stored.astype('<u2').tobytes()
+        (root/df.patient_id[i]).mkdir(parents=True, exist_ok=True)
+        ds.save_as(root/df.patient_id[i]/f'{i}.dcm', enforce_file_format=True)
+    labels = [l for l in CHEXPERT_LABELS if l in df]
+    csv = df[['patient_id', 'view'] + labels].assign(path=[f'{pid}/{i}.dcm' for i, pid in enumerate(df.patient_id)])
+    csv[['path', 'patient_id', 'view'] + labels].to_csv(root/'labels.csv', index=False, float_format='%.0f')
+    first = load_image(root/df.patient_id[0]/'0.dcm')
+    assert np.abs(first - load_image(df.path[0])).max() <= 0.5 / 4095 + 1e-6           # MONOCHROME1 inverted back
+    r = cli('--data', root, *TINY, '--out', tmp_path/'out')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    report = json.loads((tmp_path/'out'/'report.json').read_text())
+    assert 'labels.csv' in report['dataset']['source'] and report['linear_eval']['summary']
