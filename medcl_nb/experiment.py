@@ -421,15 +421,32 @@ def _cat(frames):
 # %% ../nbs/09b_experiment.ipynb #89ad3785
 from .data.readers import check_images
 
-def drop_bad_images(df, on_bad='error', progress=False):
+def _checked_file(df, cache):
+    "Where a disk cache folder keeps the bad-image check of `df`'s files, named by their paths, sizes and mtimes; None without one."
+    if cache is None or str(cache) in ('auto', 'ram'): return None
+    import hashlib, os
+    h = hashlib.sha1()
+    for p in map(str, df['path']):
+        st = os.stat(p) if os.path.exists(p) else None
+        h.update(f"{p}\t{st.st_size if st else -1}\t{st.st_mtime_ns if st else -1}\n".encode())
+    return Path(cache).expanduser()/f"checked_{h.hexdigest()[:16]}.json"
+
+def drop_bad_images(df, on_bad='error', progress=False, cache=None):
     "With 'skip': `df` without the rows whose image is unreadable, empty or missing, and those rows as records for the report; 'error': (df, [])."
     if on_bad not in ('skip', 'error'): raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad!r}")
     if on_bad == 'error': return df, []                    # load_images stops at the first bad image, naming it
-    good, bad = check_images(df, on_bad='skip', progress=progress)
+    memo = _checked_file(df, cache)                        # with a cache folder, a rerun on unchanged files decodes nothing here
+    if memo is not None and memo.is_file():
+        records = json.loads(memo.read_text())
+        good, bad = df[~df.path.isin([r['path'] for r in records])], pd.DataFrame(records, columns=['path', 'patient_id', 'problem'])
+    else:
+        good, bad = check_images(df, on_bad='skip', progress=progress)
+        records = _jsonable(bad[['path', 'patient_id', 'problem']].to_dict(orient='records'))
+        if memo is not None: memo.parent.mkdir(parents=True, exist_ok=True); memo.write_text(json.dumps(records))
     if len(bad):
         print(f"skipped {len(bad)} unreadable, empty or missing image(s) of {bad.patient_id.nunique()} patient(s) (listed in report.json)")
         warnings.warn(f"--on-bad-image skip: {len(bad)} bad image(s) dropped before splitting, first: {bad.path.iloc[0]} ({bad.problem.iloc[0][:120]})")
-    return good, _jsonable(bad[['path', 'patient_id', 'problem']].to_dict(orient='records'))
+    return good, records
 
 # %% ../nbs/09b_experiment.ipynb #e58b6791
 def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, fractions=DEFAULT_FRACTIONS, draws=5,
@@ -453,7 +470,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         warnings.simplefilter('always')
         df, source = find_dataset(data, check_files=on_bad_image == 'error')   # 'skip': missing files are bad images
         df = subsample_patients(df, max_patients, seed)
-        df, bad_images = drop_bad_images(df, on_bad_image, progress)         # before splitting
+        df, bad_images = drop_bad_images(df, on_bad_image, progress, cache)  # before splitting
         df, split_note = prepare_splits(df, seed=seed)
         df = df.reset_index(drop=True)
         labels, dropped = choose_labels(df, labels)

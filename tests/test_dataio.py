@@ -124,3 +124,21 @@ def test_main_job_runs_on_a_dicom_folder(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     report = json.loads((tmp_path/'out'/'report.json').read_text())
     assert 'labels.csv' in report['dataset']['source'] and report['linear_eval']['summary']
+
+def test_bad_image_check_is_kept_in_the_cache_folder_and_redone_when_a_file_changes(tmp_path, monkeypatch):
+    import pandas as pd
+    import medcl_nb.experiment as ex
+    bad_dir = tmp_path/'imgs'; shutil.copytree(FIXTURES/'bad_images', bad_dir)
+    df = pd.DataFrame({'path': [str(bad_dir/f) for f in ('good.jpg', 'truncated.jpg', 'empty.png', 'good.png', 'gone.png')],
+                       'patient_id': ['A', 'B', 'C', 'A', 'D']})
+    good, bad = ex.drop_bad_images(df, 'skip', cache=tmp_path/'cache')
+    assert list(good.index) == [0, 3] and [b['patient_id'] for b in bad] == ['B', 'C', 'D']
+    def no_decoding(*a, **k): raise AssertionError('decoded again')
+    monkeypatch.setattr(ex, 'check_images', no_decoding)
+    good2, bad2 = ex.drop_bad_images(df, 'skip', cache=tmp_path/'cache')        # unchanged files: the kept check
+    assert list(good2.index) == [0, 3] and bad2 == bad
+    (bad_dir/'empty.png').write_bytes((bad_dir/'good.png').read_bytes())      # a file fixed: checked again
+    with pytest.raises(AssertionError, match='decoded again'): ex.drop_bad_images(df, 'skip', cache=tmp_path/'cache')
+    monkeypatch.undo()
+    assert [b['patient_id'] for b in ex.drop_bad_images(df, 'skip', cache=tmp_path/'cache')[1]] == ['B', 'D']
+    assert ex.drop_bad_images(df, 'skip', cache='auto')[1] == ex.drop_bad_images(df, 'skip')[1]   # no folder: checked each time
