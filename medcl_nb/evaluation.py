@@ -160,7 +160,8 @@ def extract_features(encoder:nn.Module, dls, bs=256, device=None, progress=False
     encoder.eval()
     try:
         for xb in (progress_bar(list(_batches(dls, bs)), leave=False) if progress else _batches(dls, bs)):
-            f = encoder(xb.to(device))
+            xb = xb.to(device)
+            f = encoder(xb.float().div_(255) if xb.dtype == torch.uint8 else xb)   # a uint8 store (image_store): x / 255
             if f.ndim != 2:
                 raise ValueError(f"encoder must return pooled (B, F) features, got shape {tuple(f.shape)}: "
                                  "end it with a pooling and flatten (e.g. nn.AdaptiveAvgPool2d(1), nn.Flatten())")

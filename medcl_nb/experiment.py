@@ -22,11 +22,12 @@ __all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'PRETRAINERS', 'RESER
            'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'launched_ranks', 'Pretrained',
            'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation',
            'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table',
-           'format_text_tables', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
+           'format_text_tables', 'drop_bad_images', 'run_experiment', 'experiment_parser', 'parse_experiment_args',
+           'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
-def find_dataset(path, views=FRONTAL_VIEWS):
-    "Read the chest radiographs under `path` (MIMIC-CXR-JPG layout, CheXpert, a folder holding `cxr/` such as data_samples, or a MedMNIST .npz)."
+def find_dataset(path, views=FRONTAL_VIEWS, check_files=True):
+    "Read the chest radiographs under `path` (MIMIC-CXR-JPG layout, CheXpert, a folder holding `cxr/` such as data_samples, a DICOM folder with labels.csv, or a MedMNIST .npz)."
     p = Path(path)
     if p.suffix == '.npz':                                   # one MedMNIST 2D file (medmnist_frame, below)
         if not p.is_file(): raise FileNotFoundError(f"MedMNIST file not found: {p}")
@@ -34,12 +35,15 @@ def find_dataset(path, views=FRONTAL_VIEWS):
     if not p.is_dir(): raise FileNotFoundError(f"data folder not found: {p}")
     for root in (p, p/'cxr'):
         if root.is_dir() and any(root.glob('mimic-cxr-*-metadata.csv*')):
-            return read_mimic_cxr(root, views=views), f'MIMIC-CXR-JPG layout at {root}'
+            return read_mimic_cxr(root, views=views, check_files=check_files), f'MIMIC-CXR-JPG layout at {root}'
     for root in (p, p/'CheXpert-v1.0-small', p/'CheXpert-v1.0'):
         if (root/'train.csv').is_file():
-            return read_chexpert(root, split=None, views=views), f'CheXpert at {root}'
+            return read_chexpert(root, split=None, views=views, check_files=check_files), f'CheXpert at {root}'
+    if (p/'labels.csv').is_file():                           # a folder of DICOM (or other) images with a labels CSV (notebook 01)
+        from medcl_nb.data.readers import read_dicom_folder
+        return read_dicom_folder(p, views=views, check_files=check_files), f'image folder with labels.csv at {p}'
     raise FileNotFoundError(f"no chest radiograph dataset under {p}: expected mimic-cxr-*-metadata.csv.gz (MIMIC-CXR-JPG, "
-                            "or data_samples/cxr), or CheXpert's train.csv")
+                            "or data_samples/cxr), CheXpert's train.csv, or labels.csv beside DICOM files")
 
 # %% ../nbs/09b_experiment.ipynb #6ad51e66
 def prepare_splits(df, valid_pct=0.1, test_pct=0.2, seed=0):
@@ -119,24 +123,27 @@ def medmnist_frame(npz, # a MedMNIST 2D file: train/val/test _images and _labels
     return df, note
 
 # %% ../nbs/09b_experiment.ipynb #09cf7baf
+from .data.cache import image_store, uint8_to_float
+
 @torch.no_grad()
-def calibrate_batchnorm(enc:nn.Module, images, bs=256, device=None):
+def calibrate_batchnorm(enc:nn.Module, images, bs=256, device=None, rows=None):
     "Set every BatchNorm's running mean/var to its average over `images` (unlabeled), then leave `enc` in eval mode."
     bns = [m for m in enc.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     device = device or next(enc.parameters()).device
     moms = [m.momentum for m in bns]
     for m in bns: m.reset_running_stats(); m.momentum = None          # None: cumulative average over batches
     enc.train()
-    for xb in images.split(bs): enc(xb.to(device))
+    batches = images.split(bs) if rows is None else (images[rows[i:i + bs]] for i in range(0, len(rows), bs))   # rows: read lazily
+    for xb in batches: enc(uint8_to_float(xb.to(device)))              # a uint8 store (image_store) or float images
     for m, mom in zip(bns, moms): m.momentum = mom
     return enc.eval()
 
 # %% ../nbs/09b_experiment.ipynb #a7b5369d
-def random_baseline(arch, images, seed=0, device=None):
+def random_baseline(arch, images, seed=0, device=None, rows=None):
     "The architecture at random initialization (seeded), BatchNorm statistics from the unlabeled training `images`."
     torch.manual_seed(seed)
     enc = make_encoder(arch, in_chans=1).to(device or default_device())
-    return calibrate_batchnorm(enc, images, device=device)
+    return calibrate_batchnorm(enc, images, device=device, rows=rows)
 
 def imagenet_baseline(arch, weights=None, device=None):
     "ImageNet-initialized encoder from the torch hub cache or a state-dict path (never downloaded); (None, reason) otherwise."
@@ -160,7 +167,7 @@ def _fit(learn, epochs, lr, progress):
     return [dict(zip(names, map(float, v))) for v in learn.recorder.values]
 
 def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size=64, device=None, seed=0, progress=True,
-             path=None, extra_aug=(), acquisition_aug=True, **kwargs):
+             path=None, extra_aug=(), acquisition_aug=True, images=None, **kwargs):
     "MoCo or SimCLR pretraining on the *training* images of `df` (labels unused; validation images give the validation loss); lr None: 1e-3."
     from medcl_nb.data.blocks import contrastive_dls
     from medcl_nb.learner import moco_learner, simclr_learner
@@ -170,7 +177,8 @@ def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size
     set_seed(seed)
     train, valid = df[df.split == 'train'], df[df.split == 'valid']
     aug = _pretrain_aug(extra_aug, acquisition_aug)
-    dls = contrastive_dls(pd.concat([train, valid]), size=size, bs=bs, aug=aug, splits=(train, valid), device=device)
+    dls = contrastive_dls(pd.concat([train, valid]), size=size, bs=bs, aug=aug, splits=(train, valid), device=device,
+                          images=images)              # images: run_experiment's uint8 store (row j = df's index label j), or None: decode
     make = moco_learner if method == 'moco' else simclr_learner
     learn = make(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
     return learn.encoder.eval(), _fit(learn, epochs, lr, progress)
@@ -395,7 +403,7 @@ def _text_evaluations(name, pre, df, images, labels, boot, seed, notes):
     "Zero-shot AUCs (labels with default prompts) and retrieval of an image-text method on the test rows; its extra evaluations."
     from medcl_nb.convirt import zero_shot_eval, retrieval_eval, DEFAULT_PROMPTS
     test = (df.split == 'test').to_numpy()
-    dt, it = df[test].reset_index(drop=True), images[torch.as_tensor(test)]
+    dt, it = df[test].reset_index(drop=True), uint8_to_float(images[torch.as_tensor(test)])
     zs = ret = None
     if pre.text_aware:
         zl = [l for l in labels if l in DEFAULT_PROMPTS]
@@ -410,11 +418,42 @@ def _cat(frames):
     frames = [f for f in frames if f is not None]
     return pd.concat(frames, ignore_index=True) if frames else None
 
+# %% ../nbs/09b_experiment.ipynb #89ad3785
+from .data.readers import check_images
+
+def _checked_file(df, cache):
+    "Where a disk cache folder keeps the bad-image check of `df`'s files, named by their paths, sizes and mtimes; None without one."
+    if cache is None or str(cache) in ('auto', 'ram'): return None
+    import hashlib, os
+    h = hashlib.sha1()
+    for p in map(str, df['path']):
+        st = os.stat(p) if os.path.exists(p) else None
+        h.update(f"{p}\t{st.st_size if st else -1}\t{st.st_mtime_ns if st else -1}\n".encode())
+    return Path(cache).expanduser()/f"checked_{h.hexdigest()[:16]}.json"
+
+def drop_bad_images(df, on_bad='error', progress=False, cache=None):
+    "With 'skip': `df` without the rows whose image is unreadable, empty or missing, and those rows as records for the report; 'error': (df, [])."
+    if on_bad not in ('skip', 'error'): raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad!r}")
+    if on_bad == 'error': return df, []                    # load_images stops at the first bad image, naming it
+    memo = _checked_file(df, cache)                        # with a cache folder, a rerun on unchanged files decodes nothing here
+    if memo is not None and memo.is_file():
+        records = json.loads(memo.read_text())
+        good, bad = df[~df.path.isin([r['path'] for r in records])], pd.DataFrame(records, columns=['path', 'patient_id', 'problem'])
+    else:
+        good, bad = check_images(df, on_bad='skip', progress=progress)
+        records = _jsonable(bad[['path', 'patient_id', 'problem']].to_dict(orient='records'))
+        if memo is not None: memo.parent.mkdir(parents=True, exist_ok=True); memo.write_text(json.dumps(records))
+    if len(bad):
+        print(f"skipped {len(bad)} unreadable, empty or missing image(s) of {bad.patient_id.nunique()} patient(s) (listed in report.json)")
+        warnings.warn(f"--on-bad-image skip: {len(bad)} bad image(s) dropped before splitting, first: {bad.path.iloc[0]} ({bad.problem.iloc[0][:120]})")
+    return good, records
+
 # %% ../nbs/09b_experiment.ipynb #e58b6791
 def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, fractions=DEFAULT_FRACTIONS, draws=5,
                    out='experiment_out', device=None, arch='resnet18', size=64, bs=32, lr=None, boot=1000, seed=0, labels=None,
                    few_shot_k=(1, 5, 10), fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256,
-                   momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True):
+                   momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True,
+                   on_bad_image='error', cache='auto'):
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
     methods = check_methods(methods if methods else [method])
@@ -424,17 +463,18 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     config = dict(data=str(data), method=methods[0], methods=methods, epochs=epochs, fractions=list(fractions), draws=draws, out=str(out),
                   device=str(device), arch=arch, size=size, bs=bs, lr=lrs[methods[0]], lrs=lrs, boot=boot, seed=seed, labels=labels,
                   few_shot_k=list(few_shot_k), fine_tune_epochs=fine_tune_epochs, imagenet_weights=imagenet_weights,
-                  max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug,
+                  max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, on_bad_image=on_bad_image, cache=str(cache),
                   **{k: v for m in methods for k, v in _learner_kwargs(m, queue_size, momentum, temperature).items()})
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        df, source = find_dataset(data)
+        df, source = find_dataset(data, check_files=on_bad_image == 'error')   # 'skip': missing files are bad images
         df = subsample_patients(df, max_patients, seed)
+        df, bad_images = drop_bad_images(df, on_bad_image, progress, cache)  # before splitting
         df, split_note = prepare_splits(df, seed=seed)
         df = df.reset_index(drop=True)
         labels, dropped = choose_labels(df, labels)
-        images = load_images(df, size)
+        images, store_note = image_store(df, size, cache=cache, progress=progress)   # uint8, decoded once: pretraining and features
         train = df.split == 'train'
         times['data_s'] = time.time() - t0
         print(f"data: {source}; {len(df)} images, {df.patient_id.nunique()} patients; split: {split_note}")
@@ -445,7 +485,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
             t, c = time.time(), time.process_time()
             pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
                                     extra_aug=extra_aug, acquisition_aug=acquisition_aug,
-                                    **_learner_kwargs(m, queue_size, momentum, temperature))
+                                    **_learner_kwargs(m, queue_size, momentum, temperature), **({'images': images} if m in ('moco', 'simclr') else {}))
             times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = time.time() - t, time.process_time() - c
         times['pretrain_s'] = sum(times[f'pretrain_{m}_s'] for m in methods)
         if not _continue_on_this_rank(notes, bs): return None      # torchrun: rank 0 alone evaluates and writes
@@ -454,7 +494,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         if imnet is not None: encoders['imagenet'] = imnet
         else: notes.append(f"ImageNet baseline skipped: {imnet_note}")
         t = time.time()
-        encoders['random'] = random_baseline(arch, images[torch.as_tensor(train.to_numpy())], seed, device)
+        encoders['random'] = random_baseline(arch, images, seed, device, rows=np.flatnonzero(train.to_numpy()))   # no copy of the store
         feats = {n: extract_features(e, images, device=device, progress=progress) for n, e in encoders.items()}
         times['features_s'] = time.time() - t
 
@@ -470,7 +510,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         t = time.time()
         ft = None
         if fine_tune_epochs:
-            ft = pd.concat([fine_tune(e, df, labels, fractions, draws=1, epochs=fine_tune_epochs, seed=seed, images=images,
+            ft = pd.concat([fine_tune(e, df, labels, fractions, draws=1, epochs=fine_tune_epochs, seed=seed, images=uint8_to_float(images),
                                       device=device).assign(encoder=n) for n, e in encoders.items()], ignore_index=True)
         times['fine_tune_s'] = time.time() - t
 
@@ -489,7 +529,8 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
     describe = lambda n: ('pretrained with ' + n if n in methods else 'random initialization, BatchNorm statistics from the training images'
                           if n == 'random' else imnet_note)
     report = dict(config=config, versions=_versions(), seed=seed,
-                  dataset=dict(source=source, split=split_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels)),
+                  dataset=dict(source=source, split=split_note, images=store_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels),
+                               bad_images=bad_images),
                   encoders={n: describe(n) for n in encoders},
                   pretraining=dict(history=pre[methods[0]].history, methods={m: dict(history=pre[m].history, lr=lrs[m]) for m in methods}),
                   linear_eval=dict(metrics=_records(metrics), summary=_records(summary)),
@@ -573,6 +614,10 @@ def experiment_parser():
     p.add_argument('--imagenet-weights', default=None, help="state dict of ImageNet weights for --arch (else the torch hub cache; never downloaded)")
     p.add_argument('--max-patients', type=_count(10), default=None, help="use at most this many patients (quick runs)")
     p.add_argument('--labels', nargs='+', default=None, help="label columns (default: every CheXpert label with enough cases)")
+    p.add_argument('--on-bad-image', choices=('error', 'skip'), default='error',
+                   help="an unreadable, empty or missing image: stop naming it (error), or drop it before splitting and list it in the report (skip)")
+    p.add_argument('--cache', default='auto', help="where the resized uint8 images live: auto (in RAM when they take under a quarter of "
+                   "the available memory, else a memory-mapped disk cache in $MEDCL_CACHE or ~/.cache/medcl_nb/images), ram, or a folder for the disk cache")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true', help="no progress bars")
     return p
@@ -618,7 +663,8 @@ def medcl_experiment_cli(argv=None):
                                 few_shot_k=a.few_shot, fine_tune_epochs=a.fine_tune, imagenet_weights=a.imagenet_weights,
                                 max_patients=a.max_patients, queue_size=a.queue_size, momentum=a.momentum,
                                 temperature=a.temperature, extra_aug=a.extra_aug,
-                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress)
+                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress,
+                                on_bad_image=a.on_bad_image, cache=a.cache)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
     if report is None: return                  # a rank > 0 of a torchrun launch: rank 0 reports

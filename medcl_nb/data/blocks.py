@@ -54,6 +54,15 @@ def preload_images(paths, # image files
     return torch.from_numpy(out)
 
 # %% ../../nbs/03b_data.blocks.ipynb #bab8c91e
+def _check_store(images, rows, size, n):
+    "Raise naming what is wrong when a uint8 store cannot serve `n` images of `size` at `rows`."
+    if not (hasattr(images, 'dtype') and images.dtype in (torch.uint8, np.uint8) and tuple(images.shape[1:]) == (1, size, size)):
+        raise ValueError(f"images must be a uint8 (N, 1, {size}, {size}) store (image_store), got {getattr(images, 'dtype', type(images))} "
+                         f"{tuple(getattr(images, 'shape', ()))}")
+    if len(rows) != n: raise ValueError(f"rows has {len(rows)} entries for {n} paths")
+    if n and (rows.min() < 0 or rows.max() >= len(images)):
+        raise ValueError(f"rows must index the {len(images)} stored images, got {rows.min()}..{rows.max()}")
+
 class CXRImages:
     "Indexable dataset of (image,) or (image, labels); images preloaded as uint8 or decoded per item."
     def __init__(self, paths, # image files
@@ -61,15 +70,19 @@ class CXRImages:
                  labels=None, # None, or float array (N, L): 1.0, 0.0, NaN (unknown)
                  preload:bool=True, # decode everything once now (fast epochs) or on the fly (big datasets)
                  n_inp:int=1, # how many leading batch elements fastai treats as inputs (2 for two views)
+                 images=None, # a uint8 (M, 1, size, size) store decoded once (`image_store`, RAM or memory-mapped), read instead
+                 rows=None, # the rows of `images` holding `paths`' images (default 0, 1, ...)
                 ):
-        self.paths, self.size, self.preload, self.n_inp = list(paths), size, preload, n_inp
-        self.images = preload_images(self.paths, size) if preload else None
+        self.paths, self.size, self.preload, self.n_inp = list(paths), size, preload or images is not None, n_inp
+        self.rows = np.arange(len(self.paths)) if rows is None else np.asarray(rows)
+        if images is not None: _check_store(images, self.rows, size, len(self.paths))
+        self.images = images if images is not None else preload_images(self.paths, size) if preload else None
         self.labels = None if labels is None else torch.as_tensor(np.array(labels, dtype=np.float32))
         if self.labels is not None and len(self.labels) != len(self.paths):
             raise ValueError(f"labels has {len(self.labels)} rows for {len(self.paths)} paths")
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
-        img = self.images[i] if self.preload else resize_image(load_image(self.paths[i]), self.size)
+        img = self.images[self.rows[i]] if self.preload else resize_image(load_image(self.paths[i]), self.size)
         return (TensorImage(img),) if self.labels is None else (TensorImage(img), self.labels[i])
 
 # %% ../../nbs/03b_data.blocks.ipynb #1a8d083f
@@ -149,6 +162,7 @@ def contrastive_dls(df:pd.DataFrame, # one row per image, in the library's schem
                     labels=None, # label columns to carry along as y (SupCon, kNN monitor), or None
                     preload:bool=True, # decode all images once into a uint8 tensor
                     num_workers:int=0, # worker processes (useful with preload=False)
+                    images=None, # uint8 store whose row j is the image of df's row with index label j (`image_store` of a RangeIndex df)
                    ) -> DataLoaders:
     "DataLoaders for contrastive pretraining: single-channel images in [0, 1], split by patient, `dls.aug` for the views."
     _check_df(df); _check_bs_size(bs, size)
@@ -159,7 +173,8 @@ def contrastive_dls(df:pd.DataFrame, # one row per image, in the library's schem
     tfms = lambda: [IntToFloatTensor()] + ([TwoViews(aug)] if two_views else [])
     lab = lambda d: None if labels is None else d[list(labels)].to_numpy(dtype=np.float32)
     n_inp = 2 if two_views else 1                                 # xb = (view1, view2) or (x,)
-    dls = DataLoaders(*[_dl(CXRImages(d['path'], size, lab(d), preload, n_inp), bs, shuffle, tfms(), device, num_workers, aug)
+    store = lambda d: {} if images is None else dict(images=images, rows=d.index.to_numpy())   # decoded once, shared
+    dls = DataLoaders(*[_dl(CXRImages(d['path'], size, lab(d), preload, n_inp, **store(d)), bs, shuffle, tfms(), device, num_workers, aug)
                         for d, shuffle in ((train, True), (valid, False))], device=device)
     return dls
 

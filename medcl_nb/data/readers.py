@@ -10,12 +10,13 @@ import numpy as np, pandas as pd
 from PIL import Image
 
 # %% auto #0
-__all__ = ['CHEXPERT_LABELS', 'SCHEMA', 'TEXT_COLUMNS', 'SPLITS', 'FRONTAL_VIEWS', 'NIH_LABELS', 'KNOWN_LABELS',
-           'UNCERTAIN_POLICIES', 'RADGRAPH_LABELS', 'RADGRAPH_XL_LABELS', 'RADGRAPH_RELATIONS', 'MEDMNIST_KEYS',
-           'MEDMNIST_MD5', 'MEDMNIST_URL', 'check_schema', 'load_image', 'apply_uncertainty', 'read_chexpert',
-           'parse_report_sections', 'read_mimic_cxr', 'read_nih14', 'parse_shenzhen_reading', 'read_shenzhen',
-           'read_echo_tracings', 'tracing_polygon', 'tracing_areas', 'polygon_mask', 'read_echonet', 'load_video',
-           'load_echo', 'short_radgraph_label', 'read_radgraph', 'medmnist_path', 'read_medmnist']
+__all__ = ['CHEXPERT_LABELS', 'SCHEMA', 'TEXT_COLUMNS', 'SPLITS', 'FRONTAL_VIEWS', 'NIH_LABELS', 'KNOWN_LABELS', 'DICOM_SUFFIXES',
+           'DICOM_DECODERS', 'DICOM_FOLDER_COLUMNS', 'UNCERTAIN_POLICIES', 'RADGRAPH_LABELS', 'RADGRAPH_XL_LABELS',
+           'RADGRAPH_RELATIONS', 'MEDMNIST_KEYS', 'MEDMNIST_MD5', 'MEDMNIST_URL', 'check_schema', 'load_image',
+           'dicom_to_gray01', 'read_dicom_folder', 'image_problem', 'check_images', 'apply_uncertainty',
+           'read_chexpert', 'parse_report_sections', 'read_mimic_cxr', 'read_nih14', 'parse_shenzhen_reading',
+           'read_shenzhen', 'read_echo_tracings', 'tracing_polygon', 'tracing_areas', 'polygon_mask', 'read_echonet',
+           'load_video', 'load_echo', 'short_radgraph_label', 'read_radgraph', 'medmnist_path', 'read_medmnist']
 
 # %% ../../nbs/01_data.readers.ipynb #b067044d
 CHEXPERT_LABELS = ['No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity',
@@ -111,6 +112,8 @@ def _filter_views(df, views):
     return df[df.view.isin([v.upper() for v in views])].reset_index(drop=True)
 
 # %% ../../nbs/01_data.readers.ipynb #70adac9d
+DICOM_SUFFIXES = ('.dcm', '.dicom')
+
 def _to_gray01(im:Image.Image) -> np.ndarray:
     "A PIL image as float32 (H, W) in [0, 1]."
     if im.mode.startswith('I;16') or im.mode == 'I':        # 16-bit PNGs open as I;16 (or I in old Pillow)
@@ -119,17 +122,152 @@ def _to_gray01(im:Image.Image) -> np.ndarray:
     if im.mode != 'L': im = im.convert('L')                  # RGB/RGBA/P/LA/1 -> 8-bit luminance
     return np.asarray(im, dtype=np.float32) / 255
 
-def load_image(path # an image file (PNG, JPEG, ...)
+def load_image(path # an image file (PNG, JPEG, DICOM, ...)
               ) -> np.ndarray:
     "Load `path` as a float32 (H, W) grayscale array in [0, 1]; a missing or corrupt file raises naming it."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"image file not found: {path}")
+    if path.suffix.lower() in DICOM_SUFFIXES: return _load_dicom(path)   # defined below: pydicom's pipeline
     try:
         with Image.open(path) as im:
             im.load()                                        # decode now: truncation shows up here
             return _to_gray01(im)
     except (OSError, ValueError, SyntaxError) as e:          # PIL's UnidentifiedImageError is an OSError
         raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
+
+# %% ../../nbs/01_data.readers.ipynb #38f0e955
+DICOM_DECODERS = "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle (or python-gdcm, or pyjpegls for JPEG-LS)"
+
+def _dicom_value_range(ds) -> tuple:
+    "Smallest and largest stored value that `BitsStored` and `PixelRepresentation` allow."
+    bits, signed = int(ds.BitsStored), int(ds.get('PixelRepresentation', 0)) == 1
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+
+def _first(v) -> float:
+    "The first value of a possibly multi-valued DICOM number (several windows: the first is the default)."
+    return float(v[0]) if isinstance(v, (list, tuple)) or type(v).__name__ == 'MultiValue' else float(v)
+
+def _window(x:np.ndarray, c:float, w:float, function:str='LINEAR') -> np.ndarray:
+    "DICOM's VOI window (PS3.3 C.11.2.1.2) mapping to [0, 1]."
+    if function == 'SIGMOID': return 1 / (1 + np.exp(-4 * (x - c) / w))
+    if function == 'LINEAR_EXACT': return np.clip((x - c) / w + 0.5, 0, 1)
+    if w == 1: return (x > c - 0.5).astype(np.float64)
+    return np.clip((x - (c - 0.5)) / (w - 1) + 0.5, 0, 1)
+
+def _voi_lut(x:np.ndarray, item) -> np.ndarray:
+    "A VOI LUT table (one `VOILUTSequence` item) applied to `x`, scaled by its bits per entry to [0, 1]."
+    entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    table = np.asarray(item.LUTData, np.float64).ravel()
+    entries = entries or 65536                            # 0 means 2**16 entries
+    idx = np.clip(np.round(x - first), 0, min(entries, len(table)) - 1).astype(np.int64)
+    return table[idx] / (2 ** bits - 1)
+
+def dicom_to_gray01(ds, # a pydicom Dataset with pixel data
+                    path='<dataset>', # named in errors
+                   ) -> np.ndarray:
+    "A single-frame grayscale DICOM as float32 (H, W) in [0, 1]: rescale, VOI (LUT or window) or bit depth, MONOCHROME1 inverted."
+    pi = str(ds.get('PhotometricInterpretation', ''))
+    if pi not in ('MONOCHROME1', 'MONOCHROME2'):
+        raise ValueError(f"DICOM {path}: PhotometricInterpretation {pi!r}; expected MONOCHROME1 or MONOCHROME2 (grayscale)")
+    if int(ds.get('NumberOfFrames', 1) or 1) > 1:
+        raise ValueError(f"DICOM {path}: {ds.NumberOfFrames} frames; expected a single-frame radiograph")
+    try: stored = ds.pixel_array
+    except Exception as e:                                # pydicom raises RuntimeError/NotImplementedError/ValueError
+        ts = ds.file_meta.get('TransferSyntaxUID', None) if hasattr(ds, 'file_meta') else None
+        name = f"{ts.name} ({ts})" if ts is not None else 'unknown'
+        raise ValueError(f"cannot decode DICOM {path}: transfer syntax {name}: {str(e).splitlines()[0]}. "
+                         f"To decode it: {DICOM_DECODERS}") from e
+    slope, intercept = _first(ds.get('RescaleSlope', 1) or 1), _first(ds.get('RescaleIntercept', 0) or 0)
+    x = stored.astype(np.float64) * slope + intercept      # modality LUT: the modality's units
+    if 'VOILUTSequence' in ds and len(ds.VOILUTSequence): y = _voi_lut(x, ds.VOILUTSequence[0])
+    elif 'WindowCenter' in ds and 'WindowWidth' in ds:
+        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
+        if not w >= 1: raise ValueError(f"DICOM {path}: WindowWidth {w} must be >= 1")
+        y = _window(x, c, w, str(ds.get('VOILUTFunction', 'LINEAR')).upper())
+    else:
+        lo, hi = sorted(v * slope + intercept for v in _dicom_value_range(ds))
+        y = np.clip((x - lo) / (hi - lo), 0, 1)
+    if pi == 'MONOCHROME1': y = 1 - y                       # stored dark-is-high: show it as MONOCHROME2 would
+    return y.astype(np.float32)
+
+def _load_dicom(path:Path) -> np.ndarray:
+    "Read a DICOM file with pydicom and map it to [0, 1]; unreadable files raise ValueError naming them."
+    import pydicom
+    try: ds = pydicom.dcmread(path)
+    except Exception as e: raise ValueError(f"cannot read DICOM {path}: {type(e).__name__}: {e}") from e
+    if 'PixelData' not in ds: raise ValueError(f"DICOM {path} has no pixel data")
+    return dicom_to_gray01(ds, path)
+
+# %% ../../nbs/01_data.readers.ipynb #1b2f5a1c
+DICOM_FOLDER_COLUMNS = ['path', 'patient_id', 'study_id', 'view', 'sex', 'age', 'split', 'domain']
+_SEX_CODES = {'M': 'M', 'F': 'F', 'O': 'U', 'U': 'U', 'MALE': 'M', 'FEMALE': 'F', 'OTHER': 'U', 'UNKNOWN': 'U', '': 'U'}
+
+def read_dicom_folder(root, # a folder of DICOM (or any image) files with a labels CSV at its top
+                      labels_csv:str='labels.csv', # the CSV's name inside `root`
+                      views=None, # keep these views (e.g. FRONTAL_VIEWS) when the CSV has a `view` column; None keeps all
+                      check_files:bool=True, # raise if an image file is missing
+                     ) -> pd.DataFrame:
+    "Read a folder of images described by `labels.csv` (path, patient_id, label columns 1/0/blank; optional view/sex/age) into the schema."
+    root = _need_dir(root, 'read_dicom_folder')
+    fname = root/labels_csv
+    raw = _read_table(fname, ['path', 'patient_id'], dtype=str, keep_default_na=False)   # ids keep leading zeros; blank is ''
+    labels = [c for c in raw.columns if c not in DICOM_FOLDER_COLUMNS]
+    if not labels: raise ValueError(f"{fname}: no label column; expected columns path, patient_id, then one column per label (1/0/blank)")
+    for col in ('path', 'patient_id'):
+        bad = raw[col].str.strip() == ''
+        if bad.any(): raise ValueError(f"{fname}: column {col!r} is blank in row {int(np.argmax(bad.to_numpy()))}")
+    absolute = raw.path.str.startswith('/')
+    if absolute.any(): raise ValueError(f"{fname}: column 'path' must be relative to the folder; row {int(np.argmax(absolute.to_numpy()))} is {raw.path[absolute].iloc[0]!r}")
+    codes = _parse_codes(raw[labels].replace('', np.nan), labels, fname, allowed=(1., 0.))
+    sex = raw['sex'].str.strip().str.upper() if 'sex' in raw else pd.Series('', index=raw.index)
+    bad = ~sex.isin(list(_SEX_CODES))
+    if bad.any(): raise ValueError(f"{fname}: column 'sex', row {int(np.argmax(bad.to_numpy()))} holds {raw['sex'][bad].iloc[0]!r}; expected M/F/O/U or blank")
+    age_text = raw['age'].str.strip() if 'age' in raw else pd.Series('', index=raw.index)
+    age = pd.to_numeric(age_text.replace('', np.nan), errors='coerce')
+    bad = (age.isna() & (age_text != '')) | (age < 0)
+    if bad.any(): raise ValueError(f"{fname}: column 'age', row {int(np.argmax(bad.to_numpy()))} holds {age_text[bad].iloc[0]!r}; expected years >= 0 or blank")
+    split = raw['split'].replace('', np.nan) if 'split' in raw else pd.Series(np.nan, index=raw.index, dtype=object)
+    bad = ~(split.isin(SPLITS) | split.isna())
+    if bad.any(): raise ValueError(f"{fname}: column 'split', row {int(np.argmax(bad.to_numpy()))} holds {split[bad].iloc[0]!r}; expected one of {SPLITS} or blank")
+    view = raw['view'].str.strip().str.upper().replace('', 'UNKNOWN') if 'view' in raw else pd.Series('UNKNOWN', index=raw.index)
+    df = pd.DataFrame({'path': str(root) + '/' + raw.path.str.lstrip('./'),
+                       'patient_id': raw.patient_id.str.strip(),
+                       'study_id': raw.study_id.where(raw.study_id != '', raw.patient_id) if 'study_id' in raw else raw.patient_id.str.strip(),
+                       'image_id': raw.path.str.replace(r'^.*/', '', regex=True).str.replace(r'\.[^.]*$', '', regex=True),
+                       'view': view, 'sex': sex.map(_SEX_CODES), 'age': age.astype(float),
+                       'domain': raw['domain'].replace('', 'unknown') if 'domain' in raw else 'unknown', 'split': split})
+    df[labels] = codes
+    if check_files: _check_files(df.path)
+    if 'view' in raw: df = _filter_views(df, views)
+    return df
+
+# %% ../../nbs/01_data.readers.ipynb #7e358c03
+def image_problem(path) -> str|None:
+    "Why the image at `path` cannot be used ('missing', 'empty (0 bytes)' or the decoder's message), or None if it decodes."
+    p = Path(path)
+    if not p.is_file(): return 'missing'
+    if p.stat().st_size == 0: return 'empty (0 bytes)'
+    try: load_image(p)
+    except (ValueError, FileNotFoundError) as e: return str(e)
+    return None
+
+def check_images(df:pd.DataFrame, # schema rows (a `path` and a `patient_id` column)
+                 on_bad:str='skip', # 'skip': return the bad rows apart; 'error': raise at the first
+                 progress:bool=False, # a progress bar (fastprogress)
+                ) -> tuple:
+    "(good rows, bad rows with a `problem` column) of `df`, decoding every image once; index kept."
+    if on_bad not in ('skip', 'error'): raise ValueError(f"on_bad must be 'skip' or 'error', got {on_bad!r}")
+    paths = list(df['path'])
+    if progress:
+        from fastprogress.fastprogress import progress_bar
+        paths = progress_bar(paths, leave=False)
+    problems = []
+    for p in paths:
+        problems.append(image_problem(p))
+        if problems[-1] is not None and on_bad == 'error':
+            raise ValueError(f"bad image {p}: {problems[-1]} (skip such files with on_bad='skip')")
+    bad = np.array([q is not None for q in problems], bool)
+    return df[~bad], df[bad].assign(problem=[q for q in problems if q is not None])
 
 # %% ../../nbs/01_data.readers.ipynb #7f3c9bc4
 UNCERTAIN_POLICIES = {'ones': 1., 'zeros': 0., 'ignore': np.nan}   # U-Ones, U-Zeros, U-Ignore
