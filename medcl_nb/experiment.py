@@ -474,8 +474,9 @@ class Pretrained:
 
 def pretrain_image_only(method):
     "The registry entry of an image-only method handled by `pretrain` ('moco', 'simclr')."
-    def fn(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True, **kwargs):
-        run = pretrain(df, method, arch, epochs, bs, lr, size, device, seed, progress, **kwargs)
+    def fn(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
+           checkpoint=None, validate=True, **kwargs):
+        run = pretrain(df, method, arch, epochs, bs, lr, size, device, seed, progress, checkpoint=checkpoint, validate=validate, **kwargs)
         res = Pretrained(*run); res.epoch_seconds = run.epoch_seconds
         return res
     fn.__name__ = f'pretrain_{method}'
@@ -706,7 +707,9 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         pre = {}
         for m in methods:
             t, c = time.time(), time.process_time()
-            if saved is not None: pre[m] = Pretrained(saved.to(device).eval(), []); continue
+            if saved is not None:                                   # --encoder: nothing to pretrain
+                notes.append(f"--encoder: {m} {_saved_description(saved)}")
+                pre[m], times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = Pretrained(saved.to(device).eval(), []), 0., 0.; continue
             ck = _checkpointing(PRETRAINERS[m], out, config, m, checkpoint_minutes, resume, validate, log, notes)
             pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
                                     extra_aug=extra_aug, acquisition_aug=acquisition_aug, **ck,
