@@ -133,3 +133,19 @@ def test_killed_job_resumes_to_the_uninterrupted_encoder(tmp_path, capsys, monke
     assert ev['encoders']['moco'].startswith('loaded from moco.pt (pretrained with moco, 2 epochs, seed 0)') and ev['pretraining']['history'] == []
     summary = lambda d: json.loads((d/'report.json').read_text())['linear_eval']['summary']
     assert summary(tmp_path/'ev') == summary(ref)
+
+def test_cli_persistence_options_reach_run_experiment(monkeypatch):
+    "The new options' defaults equal run_experiment's; progress bars only on a terminal (pytest's captured stdout is not one)."
+    import inspect
+    import medcl_nb.experiment as ex
+    run_d = {k: v.default for k, v in inspect.signature(ex.run_experiment).parameters.items()}
+    seen = []
+    def fake(**kw): seen.append(kw); raise FileNotFoundError('stop here')
+    monkeypatch.setattr(ex, 'run_experiment', fake)
+    monkeypatch.chdir(ROOT)
+    for argv in ([], ['--resume', '--checkpoint-minutes', '5', '--no-validate', '--encoder', 'x.pt']):
+        with pytest.raises(SystemExit): ex.medcl_experiment_cli(argv)
+    assert {k: seen[0][k] for k in ('encoder', 'resume', 'checkpoint_minutes', 'validate')} == \
+           {k: run_d[k] for k in ('encoder', 'resume', 'checkpoint_minutes', 'validate')}
+    assert (seen[1]['resume'], seen[1]['checkpoint_minutes'], seen[1]['validate'], seen[1]['encoder']) == (True, 5.0, False, 'x.pt')
+    assert not sys.stdout.isatty() and seen[0]['progress'] is False
