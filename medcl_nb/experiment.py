@@ -214,8 +214,14 @@ def _plain(x):
     if isinstance(x, (list, tuple)): return type(x)(_plain(v) for v in x)
     return x.item() if isinstance(x, np.generic) else x
 
-def _is_writer()->bool:
- return int(os.environ.get('RANK', '0')) == 0     # under torchrun only rank 0 writes
+def _is_writer()->bool: return int(os.environ.get('RANK', '0')) == 0     # under torchrun only rank 0 writes
+
+def _shuffle_rng(dl):
+    "The random.Random that shuffles `dl`: its own, or under DDP (fastai's DistributedDL) the wrapped loader's; None if neither has one."
+    for d in (dl, getattr(dl, 'dl', None)):
+        r = getattr(d, '__dict__', {}).get('rng')
+        if r is not None: return r
+    return None
 
 class _SkipFirstBatches:
     "The training DataLoader with its first `k` batches drawn but not trained on, then the saved random states put back."
@@ -253,7 +259,7 @@ class PretrainCheckpoint(Callback):
         self.sum, self.n = torch.zeros(()), 0
         if self.state is not None and self.epoch == self.start_epoch:
             s = self.state
-            self.dls.train.rng.setstate(_as_tuple(s['loader_rng']))
+            if s['loader_rng'] is not None: _shuffle_rng(self.dls.train).setstate(_as_tuple(s['loader_rng']))
             self.done, self.sum, self.n = s['batch'], s['loss_sum'].clone(), s['n_batches']
             sl = self.learn.recorder.smooth_loss; sl.val, sl.count = s['smooth_loss'].clone(), s['smooth_count']
             for _ in range(s['batch']):                  # the schedule's position after k steps, summed as TrainEvalCallback does
@@ -261,11 +267,11 @@ class PretrainCheckpoint(Callback):
             self.learn.dl = _SkipFirstBatches(self.dl, s['batch'], s['rng'])
             self.t_epoch -= s['epoch_seconds']
             self.state = None
-        self.loader_rng = self.dls.train.rng.getstate()              # before this epoch's shuffle
+        self.loader_rng = self._loader_rng()                         # before this epoch's shuffle
 
     def after_batch(self):
         if not self.training: return
-        self.sum, self.n, self.done = self.sum + self.learn.loss.detach().float().cpu(), self.n + 1, self.done + 1
+        self.sum, self.n, self.done = self.sum + self.learn.loss.detach().float(), self.n + 1, self.done + 1   # on the loss's device: no sync per batch
         if self.minutes is not None and time.time() - self.t_save > 60 * self.minutes and self.done < self.n_iter:
             self._save(self.epoch, self.done)
 
@@ -276,9 +282,13 @@ class PretrainCheckpoint(Callback):
         rec = dict(zip(self.learn.recorder.metric_names[1:-1], map(float, self.learn.recorder.values[-1])))
         self.history.append({**rec, 'train_loss_mean': self.epoch_loss})
         self.seconds.append(time.time() - self.t_epoch)
-        self.loader_rng = self.dls.train.rng.getstate()              # the next epoch's shuffle starts from here
+        self.loader_rng = self._loader_rng()                         # the next epoch's shuffle starts from here
         self._save(self.epoch + 1, 0)
         if self.log: self.log(_epoch_line(self.config.get('method', ''), self.epoch, self.n_epoch, self.history[-1], self.seconds))
+
+    def _loader_rng(self):
+        r = _shuffle_rng(self.dls.train)
+        return None if r is None else r.getstate()
 
     def _save(self, epoch, batch):
         self.t_save = time.time()
@@ -286,7 +296,7 @@ class PretrainCheckpoint(Callback):
         sl = self.learn.recorder.smooth_loss
         state = dict(format=1, config=self.config, epoch=epoch, batch=batch, model=get_model(self.model).state_dict(),
                      opt=_plain(self.learn.opt.state_dict()), rng=_rng_states(), loader_rng=self.loader_rng,
-                     history=self.history, seconds=self.seconds, loss_sum=self.sum if batch else torch.zeros(()),
+                     history=self.history, seconds=self.seconds, loss_sum=self.sum.detach().cpu() if batch else torch.zeros(()),
                      n_batches=self.n if batch else 0, smooth_loss=sl.val.detach().cpu(), smooth_count=sl.count,
                      epoch_seconds=time.time() - self.t_epoch if batch else 0.)
         self.file.parent.mkdir(parents=True, exist_ok=True)
