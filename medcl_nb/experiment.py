@@ -17,13 +17,14 @@ from .evaluation import (label_efficiency, extract_features, few_shot, fine_tune
                                  plot_label_efficiency, plot_per_label, plot_subgroups)
 
 # %% auto #0
-__all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'PRETRAINERS', 'RESERVED_NAMES', 'DEFAULT_FRACTIONS',
-           'PAPER_FRACTIONS', 'find_dataset', 'prepare_splits', 'choose_labels', 'medmnist_frame',
-           'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain', 'launched_ranks', 'Pretrained',
-           'pretrain_image_only', 'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation',
-           'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table',
-           'format_text_tables', 'drop_bad_images', 'run_experiment', 'experiment_parser', 'parse_experiment_args',
-           'medcl_experiment_cli']
+__all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'ENCODER_DIR', 'CHECKPOINT_DIR', 'PRETRAINERS', 'RESERVED_NAMES',
+           'DEFAULT_FRACTIONS', 'PAPER_FRACTIONS', 'RESUME_KEYS', 'find_dataset', 'prepare_splits', 'choose_labels',
+           'medmnist_frame', 'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain',
+           'PretrainCheckpoint', 'load_checkpoint', 'Checkpointing', 'PretrainRun', 'encoder_config', 'save_encoder',
+           'load_encoder', 'launched_ranks', 'Pretrained', 'pretrain_image_only', 'pretrain_convirt', 'default_lr',
+           'check_methods', 'localization_evaluation', 'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients',
+           'dataset_summary', 'format_table', 'format_text_tables', 'drop_bad_images', 'run_experiment',
+           'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
 def find_dataset(path, views=FRONTAL_VIEWS, check_files=True):
@@ -157,17 +158,19 @@ def _pretrain_aug(extra_aug, acquisition_aug):
     from medcl_nb.augment import medical_aug, ablation_aug
     return ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else medical_aug(acquisition=acquisition_aug)
 
-def _fit(learn, epochs, lr, progress):
-    "fit_one_cycle, quietly unless `progress`; the per-epoch metrics as a list of dicts."
+def _fit(learn, epochs, lr, progress, checkpoint=None, validate=True):
+    "fit_one_cycle, quietly unless `progress`, checkpointed/resumed by `checkpoint` (below); the per-epoch metrics as a list of dicts."
+    ck = checkpoint.callback(learn) if checkpoint is not None else PretrainCheckpoint(None, {}, minutes=None)
+    cbs = [ck] + ([] if validate else [_NoValidation()])
     with _fit_context(learn):                  # under torchrun: DDP through fastai's distrib_ctx (below); else nothing
-        if progress: learn.fit_one_cycle(epochs, lr)
+        if progress: learn.fit_one_cycle(epochs, lr, cbs=cbs, start_epoch=ck.start_epoch)
         else:
-            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-    names = list(learn.recorder.metric_names[1:-1])
-    return [dict(zip(names, map(float, v))) for v in learn.recorder.values]
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=cbs, start_epoch=ck.start_epoch)
+    learn.epoch_seconds = ck.seconds
+    return ck.history
 
 def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size=64, device=None, seed=0, progress=True,
-             path=None, extra_aug=(), acquisition_aug=True, images=None, **kwargs):
+             path=None, extra_aug=(), acquisition_aug=True, images=None, checkpoint=None, validate=True, **kwargs):
     "MoCo or SimCLR pretraining on the *training* images of `df` (labels unused; validation images give the validation loss); lr None: 1e-3."
     from medcl_nb.data.blocks import contrastive_dls
     from medcl_nb.learner import moco_learner, simclr_learner
@@ -181,7 +184,264 @@ def pretrain(df, method='moco', arch='resnet18', epochs=12, bs=32, lr=None, size
                           images=images)              # images: run_experiment's uint8 store (row j = df's index label j), or None: decode
     make = moco_learner if method == 'moco' else simclr_learner
     learn = make(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
-    return learn.encoder.eval(), _fit(learn, epochs, lr, progress)
+    history = _fit(learn, epochs, lr, progress, checkpoint, validate)
+    return PretrainRun(learn.encoder.eval(), history, learn, learn.epoch_seconds)
+
+# %% ../nbs/09b_experiment.ipynb #b89931ab
+import os, random, re
+from fastai.callback.core import Callback, CancelValidException
+from fastai.torch_core import get_model
+from .simclr import check_state_dict, _checkpoint_globals
+
+def _rng_states()->dict:
+    "Python's, numpy's, torch's (and CUDA's) random states as tensors and plain data (loadable with weights_only=True)."
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return dict(python=random.getstate(), numpy=(kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+def _set_rng_states(s:dict):
+    random.setstate(s['python'])
+    kind, keys, pos, has_gauss, gauss = s['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(s['torch'])
+    if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+
+def _as_tuple(x):
+    "random.Random.setstate wants tuples; a checkpoint gives them back as tuples or lists."
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+def _save_atomic(obj, path:Path):
+    "torch.save to a temporary file, then rename: a process killed while writing leaves the previous checkpoint intact."
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(obj, tmp); os.replace(tmp, path)
+
+def _plain(x):
+    "`x` with numpy scalars made Python numbers (a fastai optimizer's hyper-parameters can be numpy floats): loadable with weights_only=True as it is."
+    if isinstance(x, dict): return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return type(x)(_plain(v) for v in x)
+    return x.item() if isinstance(x, np.generic) else x
+
+def _is_writer()->bool: return int(os.environ.get('RANK', '0')) == 0     # under torchrun only rank 0 writes
+
+def _shuffle_rng(dl):
+    "The random.Random that shuffles `dl`: its own, or under DDP (fastai's DistributedDL) the wrapped loader's; None if neither has one."
+    for d in (dl, getattr(dl, 'dl', None)):
+        r = getattr(d, '__dict__', {}).get('rng')
+        if r is not None: return r
+    return None
+
+class _SkipFirstBatches:
+    "The training DataLoader with its first `k` batches drawn but not trained on, then the saved random states put back."
+    def __init__(self, dl, k, rng): self.dl, self.k, self.rng = dl, k, rng
+    def __len__(self): return len(self.dl)
+    def __getattr__(self, name): return getattr(self.dl, name)
+    def __iter__(self):
+        if self.k == 0: _set_rng_states(self.rng)       # at an epoch's start: before the loader's iterator draws its seed
+        it = iter(self.dl)
+        for _ in range(self.k): next(it)                # the same shuffle as the interrupted run (its loader state is restored)
+        if self.k: _set_rng_states(self.rng)            # mid-epoch: the states saved after batch k-1
+        yield from it
+
+class PretrainCheckpoint(Callback):
+    "Saves the learner's state (model, so MoCo's key encoder and queue; optimizer; epoch and batch; random states) after every epoch and every `minutes` within one; resumes from `state`."
+    order = 95                                          # after the Recorder (50): the epoch's losses are recorded
+    def __init__(self, file, # the checkpoint file (written atomically)
+                 config:dict, # what must match to resume: method, arch, size, bs, epochs, seed, lr
+                 minutes:float=30., # also save within an epoch when this long has passed since the last save
+                 state:dict|None=None, # a checkpoint to resume from (`load_checkpoint`)
+                 log=None, # a function taking one line of text (the run's log.txt), or None
+                ):
+        self.file, self.config, self.minutes, self.state, self.log = file and Path(file), config, minutes, state, log
+        self.start_epoch, self.skip = (state['epoch'], state['batch']) if state else (0, 0)
+        self.history, self.seconds = (list(state['history']), list(state['seconds'])) if state else ([], [])
+
+    def before_fit(self):
+        self.t_save = self.t_epoch = time.time()
+        if self.state:                                   # after the other callbacks' before_fit: nothing overwrites it
+            get_model(self.model).load_state_dict(self.state['model'])
+            self.learn.opt.load_state_dict(self.state['opt'])
+
+    def before_train(self):
+        self.t_epoch, self.done = time.time(), 0
+        self.sum, self.n = torch.zeros(()), 0
+        if self.state is not None and self.epoch == self.start_epoch:
+            s = self.state
+            if s['loader_rng'] is not None: _shuffle_rng(self.dls.train).setstate(_as_tuple(s['loader_rng']))
+            self.done, self.sum, self.n = s['batch'], s['loss_sum'].clone(), s['n_batches']
+            sl = self.learn.recorder.smooth_loss; sl.val, sl.count = s['smooth_loss'].clone(), s['smooth_count']
+            for _ in range(s['batch']):                  # the schedule's position after k steps, summed as TrainEvalCallback does
+                self.learn.pct_train += 1. / (len(self.dl) * self.n_epoch); self.learn.train_iter += 1
+            self.learn.dl = _SkipFirstBatches(self.dl, s['batch'], s['rng'])
+            self.t_epoch -= s['epoch_seconds']
+            self.state = None
+        self.loader_rng = self._loader_rng()                         # before this epoch's shuffle
+
+    def after_batch(self):
+        if not self.training: return
+        self.sum, self.n, self.done = self.sum + self.learn.loss.detach().float(), self.n + 1, self.done + 1   # on the loss's device: no sync per batch
+        if self.minutes is not None and time.time() - self.t_save > 60 * self.minutes and self.done < self.n_iter:
+            self._save(self.epoch, self.done)
+
+    def after_train(self): self.epoch_loss = float(self.sum / max(self.n, 1))
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch: return                     # skipped by fit_one_cycle(start_epoch=...)
+        rec = dict(zip(self.learn.recorder.metric_names[1:-1], map(float, self.learn.recorder.values[-1])))
+        self.history.append({**rec, 'train_loss_mean': self.epoch_loss})
+        self.seconds.append(time.time() - self.t_epoch)
+        self.loader_rng = self._loader_rng()                         # the next epoch's shuffle starts from here
+        self._save(self.epoch + 1, 0)
+        if self.log: self.log(_epoch_line(self.config.get('method', ''), self.epoch, self.n_epoch, self.history[-1], self.seconds))
+
+    def _loader_rng(self):
+        r = _shuffle_rng(self.dls.train)
+        return None if r is None else r.getstate()
+
+    def _save(self, epoch, batch):
+        self.t_save = time.time()
+        if self.file is None or not _is_writer(): return
+        sl = self.learn.recorder.smooth_loss
+        state = dict(format=1, config=self.config, epoch=epoch, batch=batch, model=get_model(self.model).state_dict(),
+                     opt=_plain(self.learn.opt.state_dict()), rng=_rng_states(), loader_rng=self.loader_rng,
+                     history=self.history, seconds=self.seconds, loss_sum=self.sum.detach().cpu() if batch else torch.zeros(()),
+                     n_batches=self.n if batch else 0, smooth_loss=sl.val.detach().cpu(), smooth_count=sl.count,
+                     epoch_seconds=time.time() - self.t_epoch if batch else 0.)
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        _save_atomic(state, self.file)
+
+def _epoch_line(method, epoch, n_epoch, h, seconds):
+    "One line of log.txt: the epoch's losses, its time and the time left at the mean pace so far."
+    left = (n_epoch - epoch - 1) * float(np.mean(seconds))
+    losses = ' '.join(f"{k} {v:.4f}" for k, v in h.items())
+    return f"{method} epoch {epoch + 1}/{n_epoch}: {losses}; {seconds[-1]:.1f} s; ETA {left / 60:.1f} min"
+
+class _NoValidation(Callback):
+    "Skips the validation pass (pretrain(validate=False))."
+    order = 0
+    def before_validate(self): raise CancelValidException
+
+
+# %% ../nbs/09b_experiment.ipynb #e918ac8b
+def _same_json(a, b)->bool: return json.dumps(_jsonable(a), sort_keys=True) == json.dumps(_jsonable(b), sort_keys=True)
+
+def load_checkpoint(file, # a checkpoint written by `PretrainCheckpoint`
+                    config:dict, # this run's config: every key must hold the same value in the checkpoint
+                   )->dict:
+    "The checkpoint at `file` (weights_only), checked against this run's `config`: ValueError naming each mismatch."
+    file = Path(file)
+    if not file.is_file(): raise FileNotFoundError(f"--resume: checkpoint not found: {file.name}")
+    try:
+        with torch.serialization.safe_globals(_checkpoint_globals()):
+            state = torch.load(file, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"--resume: {file.name} is not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get('format') != 1:
+        raise ValueError(f"--resume: {file.name} is not a pretraining checkpoint of medcl_experiment")
+    diff = [f"{k}={state['config'].get(k)!r} there, {v!r} here" for k, v in config.items() if not _same_json(state['config'].get(k), v)]
+    if diff: raise ValueError(f"--resume: the checkpoint {file.parent.name}/{file.name} is from another run: " + '; '.join(diff))
+    return state
+
+class Checkpointing:
+    "Where `pretrain` saves its learner (`folder/<method>.pt`), how often, whether it resumes, where it logs: what run_experiment hands each method."
+    def __init__(self, folder, # e.g. out/'checkpoints'
+                 config:dict, # method, arch, size, bs, epochs, seed, lr, ...: must match to resume
+                 minutes:float=30., # also save within an epoch after this many minutes
+                 resume:bool=False, # continue from the checkpoint if there is one
+                 log=None, # a function taking one line of text, or None
+                ):
+        self.folder, self.config, self.minutes, self.resume, self.log = Path(folder), config, minutes, resume, log
+    @property
+    def file(self)->Path: return self.folder/f"{self.config['method']}.pt"
+    def callback(self, learn)->PretrainCheckpoint:
+        "The callback for `learn`: resuming when asked and a checkpoint exists (its model checked against `learn.model`)."
+        state = load_checkpoint(self.file, self.config) if self.resume and self.file.is_file() else None
+        if state is not None:
+            try: check_state_dict(get_model(learn.model), state['model'])
+            except ValueError as e: raise ValueError(f"--resume: {self.file.name}: {e}") from None
+        return PretrainCheckpoint(self.file, self.config, self.minutes, state, self.log)
+
+class PretrainRun(tuple):
+    "What `pretrain` returns: the pair (encoder, history), plus `.learn` (the fastai Learner) and `.epoch_seconds`."
+    def __new__(cls, encoder, history, learn, epoch_seconds):
+        self = super().__new__(cls, (encoder, history))
+        self.learn, self.epoch_seconds = learn, list(epoch_seconds)
+        return self
+    @property
+    def encoder(self): return self[0]
+    @property
+    def history(self): return self[1]
+
+
+# %% ../nbs/09b_experiment.ipynb #46ac2579
+ENCODER_DIR, CHECKPOINT_DIR = 'encoders', 'checkpoints'        # under the run's out/
+
+def encoder_config(enc:nn.Module, method:str, arch:str, size:int, seed:int, **extra)->dict:
+    "What rebuilds `enc` for `load_encoder`: arch, in_chans, size, norm, output stride, and where it came from."
+    import medcl_nb
+    first = next(m for m in enc.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    norm = 'group' if any(isinstance(m, nn.GroupNorm) for m in enc.modules()) else 'batch'
+    return dict(method=method, arch=arch, in_chans=int(getattr(first, 'in_channels', 1)), size=size, norm=norm,
+                output_stride=int(getattr(enc, 'output_stride', 32)), seed=seed, medcl_nb=medcl_nb.__version__, **extra)
+
+def save_encoder(enc:nn.Module, out, # the run's folder: writes out/encoders/<method>.pt and .json
+                 method:str, arch:str, size:int, seed:int=0, **extra)->Path:
+    "Write `enc`'s state dict (CPU tensors, for `torch.load(weights_only=True)`) and the JSON config that rebuilds it."
+    folder = Path(out)/ENCODER_DIR; folder.mkdir(parents=True, exist_ok=True)
+    _save_atomic({k: v.detach().cpu() for k, v in get_model(enc).state_dict().items()}, folder/f'{method}.pt')
+    (folder/f'{method}.json').write_text(json.dumps(_jsonable(encoder_config(enc, method, arch, size, seed, **extra)), indent=1))
+    return folder/f'{method}.pt'
+
+def _encoder_file(path, method=None)->Path:
+    "The .pt file `path` names: the file itself, or in a run's folder the one of `method` (or the only one)."
+    p = Path(path)
+    if p.is_dir():
+        d = p/ENCODER_DIR if (p/ENCODER_DIR).is_dir() else p
+        found = sorted(d.glob('*.pt'))
+        if method is not None:
+            if not (d/f'{method}.pt').is_file(): raise FileNotFoundError(f"--encoder: no encoder for {method!r} in {p.name}/ (there: {[f.stem for f in found]})")
+            return d/f'{method}.pt'
+        if len(found) != 1: raise ValueError(f"--encoder: {p.name}/ holds {len(found)} encoders {[f.stem for f in found]}: name the file or the method")
+        return found[0]
+    if not p.is_file(): raise FileNotFoundError(f"--encoder: file not found: {p.name}")
+    return p
+
+def load_encoder(path, # a saved encoder (.pt) or a run's out/ folder
+                 method:str|None=None, # which one, when the folder holds several
+                 arch:str|None=None, # needed only for a .pt without its .json
+                 device=None,
+                )->nn.Module:
+    "The encoder `run_experiment` saved, rebuilt from its JSON config, weights loaded with weights_only=True, in eval mode."
+    from medcl_nb.simclr import build_encoder
+    file = _encoder_file(path, method)
+    js = file.with_suffix('.json')
+    cfg = json.loads(js.read_text()) if js.is_file() else dict(arch=arch, in_chans=1, size=64, norm='batch', output_stride=32)
+    if cfg.get('arch') is None: raise ValueError(f"--encoder: {file.name} has no {js.name} beside it: pass its arch (--arch)")
+    if arch is not None and arch != cfg['arch']:
+        raise ValueError(f"--encoder: {file.name} holds a {cfg['arch']} encoder ({js.name}), not the {arch} asked for (--arch)")
+    try: state = torch.load(file, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"--encoder: {file.name} is not a state dict of tensors ({type(e).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"--encoder: {file.name} is not a state dict (a dict of tensors), got {type(state).__name__}")
+    enc = build_encoder(cfg['arch'], cfg.get('in_chans', 1), cfg.get('size', 64), norm=cfg.get('norm', 'batch'))
+    if cfg.get('output_stride', 32) != 32:
+        from medcl_nb.local import reduce_output_stride
+        reduce_output_stride(enc, cfg['output_stride'])
+    try: check_state_dict(enc, state)
+    except ValueError as e: raise ValueError(f"--encoder: {file.name} does not fit arch {cfg['arch']!r}: {e}") from None
+    enc.load_state_dict(state)
+    enc.config = cfg
+    return enc.to(device or 'cpu').eval()
+
+def _clean_message(text:str)->str:
+    "A warning's text without this machine's paths (each absolute path shortened to its file name)."
+    return re.sub(r"(?<![\w.])(?:/[^\s/:'\"]+)+/([^\s/:'\"]+)", r'\1', str(text))
+
+class _RunLog:
+    "Appends time-stamped lines to out/log.txt (plain text, one line per event: readable in any CI log or `tail -f`)."
+    def __init__(self, file): self.file = Path(file)
+    def __call__(self, line:str):
+        if not _is_writer(): return
+        with open(self.file, 'a') as f: f.write(time.strftime('%Y-%m-%d %H:%M:%S ') + _clean_message(line) + '\n')
+
 
 # %% ../nbs/09b_experiment.ipynb #2b9e7917
 import os, contextlib
@@ -231,13 +491,16 @@ class Pretrained:
 
 def pretrain_image_only(method):
     "The registry entry of an image-only method handled by `pretrain` ('moco', 'simclr')."
-    def fn(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True, **kwargs):
-        return Pretrained(*pretrain(df, method, arch, epochs, bs, lr, size, device, seed, progress, **kwargs))
+    def fn(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
+           checkpoint=None, validate=True, **kwargs):
+        run = pretrain(df, method, arch, epochs, bs, lr, size, device, seed, progress, checkpoint=checkpoint, validate=validate, **kwargs)
+        res = Pretrained(*run); res.epoch_seconds = run.epoch_seconds
+        return res
     fn.__name__ = f'pretrain_{method}'
     return fn
 
 def pretrain_convirt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64, device=None, seed=0, progress=True,
-                     path=None, extra_aug=(), acquisition_aug=True, **kwargs) -> Pretrained:
+                     path=None, extra_aug=(), acquisition_aug=True, checkpoint=None, validate=True, **kwargs) -> Pretrained:
     "ConVIRT (notebook 10) on the training studies: a random report sentence per step; the tokenizer learns the training reports only."
     from medcl_nb.text import image_text_dls
     from medcl_nb.convirt import convirt_learner
@@ -249,8 +512,10 @@ def pretrain_convirt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64,
         dls = image_text_dls(pd.concat([train, valid]), size=size, bs=bs, splits=(train, valid), device=device)
     aug = _pretrain_aug(extra_aug, acquisition_aug)
     learn = convirt_learner(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
-    history = _fit(learn, epochs, lr, progress)
-    return Pretrained(learn.encoder.eval(), history, model=learn.model.eval())
+    history = _fit(learn, epochs, lr, progress, checkpoint, validate)
+    res = Pretrained(learn.encoder.eval(), history, model=learn.model.eval())
+    res.epoch_seconds = learn.epoch_seconds
+    return res
 
 PRETRAINERS = {'moco': pretrain_image_only('moco'), 'simclr': pretrain_image_only('simclr'), 'convirt': pretrain_convirt}
 RESERVED_NAMES = ('random', 'imagenet')                 # the baselines' names in the report
@@ -288,7 +553,7 @@ def localization_evaluation(model, df, arch='resnet18', size=64, device=None):
     return evaluate
 
 def pretrain_lovt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64, device=None, seed=0, progress=True,
-                  path=None, extra_aug=(), acquisition_aug=True, **kwargs) -> Pretrained:
+                  path=None, extra_aug=(), acquisition_aug=True, checkpoint=None, validate=True, **kwargs) -> Pretrained:
     "LoVT (notebook 11) on the training studies: whole reports, ConVIRT's global loss + local losses; no flips; localization when boxes exist."
     from medcl_nb.local import lovt_dls, lovt_learner, lovt_aug
     from medcl_nb.augment import ablation_aug
@@ -301,10 +566,12 @@ def pretrain_lovt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64, de
         dls = lovt_dls(pd.concat([train, valid]), size=size, bs=bs, splits=(train, valid), device=device)
     aug = ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else lovt_aug(acquisition_aug)
     learn = lovt_learner(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
-    history = _fit(learn, epochs, lr, progress)
+    history = _fit(learn, epochs, lr, progress, checkpoint, validate)
     model = learn.model.eval()
     ev = localization_evaluation(model, df, arch, size, device)
-    return Pretrained(learn.encoder.eval(), history, model=model, evaluations={'localization': ev} if ev else None)
+    res = Pretrained(learn.encoder.eval(), history, model=model, evaluations={'localization': ev} if ev else None)
+    res.epoch_seconds = learn.epoch_seconds
+    return res
 
 PRETRAINERS['lovt'] = pretrain_lovt
 
@@ -453,17 +720,21 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
                    out='experiment_out', device=None, arch='resnet18', size=64, bs=32, lr=None, boot=1000, seed=0, labels=None,
                    few_shot_k=(1, 5, 10), fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256,
                    momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True,
-                   on_bad_image='error', cache='auto'):
+                   on_bad_image='error', cache='auto', encoder=None, resume=False, checkpoint_minutes=30., validate=True):
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
-    methods = check_methods(methods if methods else [method])
+    saved = _saved_encoder(encoder, arch) if encoder is not None else None     # --encoder: evaluate it, no pretraining
+    methods = [saved.config['method']] if saved is not None else check_methods(methods if methods else [method])
+    arch = saved.config['arch'] if saved is not None else arch
     device = _rank_device(torch.device(device) if device else default_device())   # under torchrun: this rank's GPU
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if resume: _check_resume(out, methods, encoder)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True); log = _RunLog(out/'log.txt')
     lrs = {m: default_lr(m) if lr is None else lr for m in methods}
     config = dict(data=str(data), method=methods[0], methods=methods, epochs=epochs, fractions=list(fractions), draws=draws, out=str(out),
                   device=str(device), arch=arch, size=size, bs=bs, lr=lrs[methods[0]], lrs=lrs, boot=boot, seed=seed, labels=labels,
                   few_shot_k=list(few_shot_k), fine_tune_epochs=fine_tune_epochs, imagenet_weights=imagenet_weights,
                   max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, on_bad_image=on_bad_image, cache=str(cache),
+                  encoder=None if encoder is None else Path(encoder).name, resume=resume, validate=validate,
                   **{k: v for m in methods for k, v in _learner_kwargs(m, queue_size, momentum, temperature).items()})
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
@@ -479,13 +750,19 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         times['data_s'] = time.time() - t0
         print(f"data: {source}; {len(df)} images, {df.patient_id.nunique()} patients; split: {split_note}")
         print(f"labels: {labels}" + (f" (left out: {dropped})" if dropped else ''))
+        log(f"data: {len(df)} images, {df.patient_id.nunique()} patients; labels: {labels}")
 
         pre = {}
         for m in methods:
             t, c = time.time(), time.process_time()
+            if saved is not None:                                   # --encoder: nothing to pretrain
+                notes.append(f"--encoder: {m} {_saved_description(saved)}")
+                pre[m], times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = Pretrained(saved.to(device).eval(), []), 0., 0.; continue
+            ck = _checkpointing(PRETRAINERS[m], out, config, m, checkpoint_minutes, resume, validate, log, notes)
             pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
-                                    extra_aug=extra_aug, acquisition_aug=acquisition_aug,
+                                    extra_aug=extra_aug, acquisition_aug=acquisition_aug, **ck,
                                     **_learner_kwargs(m, queue_size, momentum, temperature), **({'images': images} if m in ('moco', 'simclr') else {}))
+            if _is_writer(): save_encoder(pre[m].encoder, out, m, arch, size, seed, epochs=epochs)
             times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = time.time() - t, time.process_time() - c
         times['pretrain_s'] = sum(times[f'pretrain_{m}_s'] for m in methods)
         if not _continue_on_this_rank(notes, bs): return None      # torchrun: rank 0 alone evaluates and writes
@@ -523,22 +800,23 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         zs, ret = _cat([z for z, _, _ in text]), _cat([r for _, r, _ in text])
         extra = {k: _cat([e.get(k) for _, _, e in text]) for k in sorted({k for _, _, e in text for k in e})}
         times['text_eval_s'] = time.time() - t
-    notes += sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    notes += sorted({f"{w.category.__name__}: {_clean_message(w.message)}" for w in caught})
 
     times['total_s'], times['total_cpu_s'] = time.time() - t0, time.process_time() - cpu0   # CPU: all threads
-    describe = lambda n: ('pretrained with ' + n if n in methods else 'random initialization, BatchNorm statistics from the training images'
+    describe = lambda n: (_saved_description(saved) if saved is not None and n in methods else 'pretrained with ' + n if n in methods else 'random initialization, BatchNorm statistics from the training images'
                           if n == 'random' else imnet_note)
     report = dict(config=config, versions=_versions(), seed=seed,
                   dataset=dict(source=source, split=split_note, images=store_note, labels=labels, labels_left_out=dropped, **dataset_summary(df, labels),
                                bad_images=bad_images),
                   encoders={n: describe(n) for n in encoders},
-                  pretraining=dict(history=pre[methods[0]].history, methods={m: dict(history=pre[m].history, lr=lrs[m]) for m in methods}),
+                  pretraining=dict(history=pre[methods[0]].history, methods={m: dict(history=pre[m].history, lr=lrs[m], epoch_seconds=getattr(pre[m], 'epoch_seconds', None)) for m in methods}),
                   linear_eval=dict(metrics=_records(metrics), summary=_records(summary)),
                   few_shot=_records(fs), fine_tune=_records(ft), subgroups=_records(sub),
                   zero_shot=_records(zs), retrieval=_records(ret), localization=_records(extra.pop('localization', None)),
                   **{k: _records(v) for k, v in extra.items()}, times=times, notes=notes)
     report['table'] = format_table(summary, metrics) + format_text_tables(zs, ret)
     _write(report, metrics, summary[summary.reference == 'random'], sub, out)
+    log(f"done in {times['total_s']:.0f} s; report.json written")
     return report
 
 # %% ../nbs/09b_experiment.ipynb #2b182209
@@ -564,6 +842,56 @@ def _write(report, metrics, summary, sub, out):
         first, lab = sub.encoder.iloc[0], sub.label.iloc[0]           # the first method's first label
         plot_subgroups(sub[(sub.label == lab) & (sub.encoder == first)].drop(columns=['label', 'encoder']), figsize=(8, 3)).savefig(out/'subgroups.png', dpi=100)
     plt.close('all')
+
+# %% ../nbs/09b_experiment.ipynb #e844daee
+RESUME_KEYS = ('data', 'arch', 'size', 'bs', 'epochs', 'seed', 'max_patients', 'extra_aug', 'acquisition_aug', 'validate',
+               'queue_size', 'momentum', 'temperature')         # what must match for a checkpoint to continue this run
+
+def _checkpointing(fn, out, config, method, minutes, resume, validate, log, notes)->dict:
+    "The keyword arguments that checkpoint `method`'s pretraining (a registry function taking `checkpoint`); {} and a note otherwise."
+    import inspect
+    if 'checkpoint' not in inspect.signature(fn).parameters:
+        notes.append(f"{method}: no checkpoints (its pretraining function takes no `checkpoint`): an interrupted run pretrains it again")
+        return {}
+    cfg = dict(method=method, lr=config['lrs'][method], **{k: config[k] for k in RESUME_KEYS if k in config})
+    return dict(checkpoint=Checkpointing(Path(out)/CHECKPOINT_DIR, cfg, minutes, resume, log), validate=validate)
+
+def _check_resume(out, methods, encoder):
+    "--resume needs a checkpoint of one of `methods` in out/checkpoints/ and no --encoder."
+    if encoder is not None: raise ValueError("--encoder and --resume: a saved encoder is evaluated without pretraining, there is nothing to resume")
+    folder = Path(out)/CHECKPOINT_DIR
+    found = sorted(f.stem for f in folder.glob('*.pt')) if folder.is_dir() else []
+    if not any(m in found for m in methods):
+        raise ValueError(f"--resume: no checkpoint of {methods} in {Path(out).name}/{CHECKPOINT_DIR}/ "
+                         + (f"(it holds {found}: another method)" if found else "(nothing to resume: run without --resume)"))
+
+def _saved_encoder(path, arch):
+    "--encoder: the saved encoder, its arch from its JSON config (else `arch`)."
+    file = _encoder_file(path)
+    enc = load_encoder(file, arch=None if file.with_suffix('.json').is_file() else arch)
+    enc.config.setdefault('method', file.stem); enc.config['file'] = file.name
+    return enc
+
+def _saved_description(enc)->str:
+    c = enc.config
+    return (f"loaded from {c['file']} (pretrained with {c['method']}" + (f", {c['epochs']} epochs" if 'epochs' in c else '')
+            + (f", seed {c['seed']}" if 'seed' in c else '') + "); not pretrained in this run")
+
+def _positive_minutes(s):
+    try: x = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected minutes > 0, got {s!r}") from None
+    if not (np.isfinite(x) and x > 0): raise argparse.ArgumentTypeError(f"expected minutes > 0, got {s}")
+    return x
+
+def _persistence_arguments(p):
+    "The options that keep a long run's work: --encoder, --resume, --checkpoint-minutes, --no-validate."
+    p.add_argument('--encoder', default=None, metavar='PATH',
+                   help="evaluate a saved encoder (out/encoders/<method>.pt, or a run's out folder) instead of pretraining")
+    p.add_argument('--resume', action='store_true', help="continue an interrupted run from its checkpoints in OUT/checkpoints/")
+    p.add_argument('--checkpoint-minutes', type=_positive_minutes, default=30.,
+                   help="save the pretraining state after every epoch and, within a long epoch, every this many minutes")
+    p.add_argument('--no-validate', action='store_true', help="skip the per-epoch validation loss of pretraining (saves its time)")
+
 
 # %% ../nbs/09b_experiment.ipynb #466d59a7
 def _fraction(s):
@@ -619,7 +947,8 @@ def experiment_parser():
     p.add_argument('--cache', default='auto', help="where the resized uint8 images live: auto (in RAM when they take under a quarter of "
                    "the available memory, else a memory-mapped disk cache in $MEDCL_CACHE or ~/.cache/medcl_nb/images), ram, or a folder for the disk cache")
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--no-progress', action='store_true', help="no progress bars")
+    p.add_argument('--no-progress', action='store_true', help="no progress bars (they show only on a terminal anyway)")
+    _persistence_arguments(p)
     return p
 
 # %% ../nbs/09b_experiment.ipynb #55096319
@@ -663,8 +992,9 @@ def medcl_experiment_cli(argv=None):
                                 few_shot_k=a.few_shot, fine_tune_epochs=a.fine_tune, imagenet_weights=a.imagenet_weights,
                                 max_patients=a.max_patients, queue_size=a.queue_size, momentum=a.momentum,
                                 temperature=a.temperature, extra_aug=a.extra_aug,
-                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress,
-                                on_bad_image=a.on_bad_image, cache=a.cache)
+                                acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress and sys.stdout.isatty(),
+                                on_bad_image=a.on_bad_image, cache=a.cache,
+                                encoder=a.encoder, resume=a.resume, checkpoint_minutes=a.checkpoint_minutes, validate=not a.no_validate)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
     if report is None: return                  # a rank > 0 of a torchrun launch: rank 0 reports

@@ -295,7 +295,8 @@ def test_two_processes_write_one_report(tmp_path):
     print(f"2 processes: {after.ru_utime - before.ru_utime:.1f} s user + {after.ru_stime - before.ru_stime:.1f} s sys CPU")
     for p, (out, err) in zip(procs, outs): assert p.returncode == 0, err[-3000:]
     report = json.loads((tmp_path/'rank0'/'report.json').read_text())
-    assert sorted(f.name for f in (tmp_path/'rank0').iterdir()) == ['label_efficiency.png', 'per_label_auc.png', 'report.json', 'subgroups.png']
+    assert sorted(f.name for f in (tmp_path/'rank0').iterdir()) == ['checkpoints', 'encoders', 'label_efficiency.png', 'log.txt', 'per_label_auc.png',
+                                                                     'report.json', 'subgroups.png']
     assert any('pretrained on 2 processes (torchrun, gloo), 8 images each of the global batch 16' in n for n in report['notes'])
     assert len(report['pretraining']['history']) == 1 and report['linear_eval']['summary']
     assert 'report:' in outs[0][0] and 'report:' not in outs[1][0]      # rank 1 printed no table
