@@ -512,7 +512,9 @@ def plot_subgroups(report, figsize=(6, 3.5)):
     fig, axs = plt.subplots(1, len(attrs), figsize=figsize, squeeze=False)
     for ax, a in zip(axs[0], attrs):
         g, gap = report[(report.attribute == a) & (report.kind == 'group')], report[(report.attribute == a) & (report.kind == 'gap')]
-        ax.errorbar(g.value, g.group, xerr=[g.value - g.lo, g.hi - g.value], fmt='o', capsize=3)
+        # the interval as drawn, not as +/- around the estimate: a percentile bootstrap interval of a small group
+        # need not contain its point estimate, and matplotlib refuses negative error bars
+        ax.hlines(g.group, g.lo, g.hi, color='C0'); ax.plot(g.value, g.group, 'o', color='C0')
         t = a if gap.empty else f"{a}: gap {gap.value.item():.3f} [{gap.lo.item():.3f}, {gap.hi.item():.3f}]"
         ax.set(title=t, xlabel='AUC (95% CI)')
     fig.tight_layout()
