@@ -183,7 +183,7 @@ def print_tables(vs_random, vs_moco, fs, histories, vs_igcl=None, vs_convirt=Non
     for (enc, f), r in mean(vs_random).set_index(['encoder', 'fraction']).sort_index().iterrows():
         print(f"{enc:>22} {f:>6g} {r.n_train_patients:>6.1f} pts  AUC {r.auc:.3f}  vs random {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
     if vs_moco is not None:
-        print("\nIGCL runs against MoCo of the same pretraining seed")
+        print("\nIGCL and ConVIRT runs against MoCo of the same pretraining seed")
         for (enc, f), r in mean(vs_moco).set_index(['encoder', 'fraction']).sort_index().iterrows():
             print(f"{enc:>22} {f:>6g}  AUC {r.auc:.3f} vs {r.reference} {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
     if vs_igcl is not None:
