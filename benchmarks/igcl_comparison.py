@@ -14,6 +14,7 @@ ablation against full IGCL of the same seed; and
 few-shot prototype classifiers (k patients per class). The methods:
 
     moco                 medcl_nb.experiment.pretrain(method='moco')
+    convirt              medcl_nb.experiment.PRETRAINERS['convirt'] (image-text, lr 1e-4, tau 0.1: the main job's recipe)
     igcl                 medcl_nb.graph.pretrain_igcl: component nodes, padding mask, max pooling (the defaults)
     igcl-nocomponents    without the component and global nodes
     igcl-nomask          without the transformer's padding mask (the reference code's behaviour)
@@ -28,7 +29,7 @@ import numpy as np, pandas as pd, torch
 
 ABLATIONS = {'igcl': {}, 'igcl-nocomponents': dict(components=False), 'igcl-nomask': dict(attention_mask=False),
              'igcl-mean': dict(pool='mean')}
-METHODS = ('moco', *ABLATIONS)
+METHODS = ('moco', 'convirt', *ABLATIONS)
 
 class WordVocab:
     "Lower-cased whitespace words of the training reports' entities; 0 pads, 1 is an unknown word."
@@ -68,6 +69,10 @@ def run_one(method, seed, df, images, out, device, epochs, tokenizer_kind, size=
     if method == 'moco':
         enc, history = pretrain(df, 'moco', queue_size=256, momentum=0.99, temperature=0.1, acquisition_aug=True, **common)
         note = 'MoCo, K 256, m 0.99, tau 0.1'
+    elif method == 'convirt':
+        from medcl_nb.experiment import PRETRAINERS, default_lr
+        pre = PRETRAINERS['convirt'](df, **{**common, 'lr': default_lr('convirt')}, temperature=0.1, acquisition_aug=True)
+        enc, history, note = pre.encoder, pre.history, 'ConVIRT, lr 1e-4, tau 0.1'
     else:
         graphs = read_radgraph(find_radgraph(df))
         tok, note = tokenizer_for(df, graphs, tokenizer_kind)
@@ -88,34 +93,120 @@ def report(df, labels, images, out, fractions, draws, boot, few_k, device):
     for f in sorted((out/'features').glob('*.npy')): feats[f.stem] = np.load(f)
     probes = {n: linear_probe(X, df, labels, fractions, draws, seed=0) for n, X in feats.items()}
     vs_random = paired_differences(probes, df, 'random', boot, seed=0)
-    vs_moco = [paired_differences({n: probes[n], f'moco_s{s}': probes[f'moco_s{s}']}, df, f'moco_s{s}', boot, seed=0)
-               for n in probes if n.startswith('igcl') for s in [n.rsplit('_s', 1)[1]] if f'moco_s{s}' in probes]
-    vs_moco = pd.concat(vs_moco, ignore_index=True) if vs_moco else None
-    vs_igcl = [paired_differences({n: probes[n], f'igcl_s{s}': probes[f'igcl_s{s}']}, df, f'igcl_s{s}', boot, seed=0)
-               for n in probes if n.startswith('igcl-') for s in [n.rsplit('_s', 1)[1]] if f'igcl_s{s}' in probes]
-    vs_igcl = pd.concat(vs_igcl, ignore_index=True) if vs_igcl else None
+    same_seed = lambda methods, ref: same_seed_differences(probes, df, methods, ref, boot)
+    vs_moco = same_seed(lambda m: m.startswith('igcl') or m == 'convirt', 'moco')
+    vs_convirt = same_seed(lambda m: m == 'igcl', 'convirt')
+    vs_igcl = same_seed(lambda m: m.startswith('igcl-'), 'igcl')
+    seeds = pd.concat([over_seeds(t) for t in (vs_moco, vs_convirt, vs_igcl) if t is not None], ignore_index=True)
     fs = pd.concat([few_shot(X, df, labels, k=few_k, draws=draws, seed=0).assign(encoder=n) for n, X in feats.items()], ignore_index=True)
+    available = k_available(df, labels)
+    shots = shot_comparison(fs, 'igcl', 5, 'moco', 50) if {5, 50} <= set(few_k) else None
     metrics = pd.concat([p.metrics.assign(encoder=n) for n, p in probes.items()], ignore_index=True)
-    for name, table in (('linear_vs_random', vs_random), ('linear_vs_moco', vs_moco), ('ablations_vs_igcl', vs_igcl), ('few_shot', fs),
-                        ('linear_metrics', metrics)):
+    tables = dict(linear_vs_random=vs_random, linear_vs_moco=vs_moco, linear_igcl_vs_convirt=vs_convirt, ablations_vs_igcl=vs_igcl,
+                  over_seeds=seeds, few_shot=fs, five_vs_fifty_shot=shots, linear_metrics=metrics)
+    for name, table in tables.items():
         if table is not None: table.to_csv(out/f'{name}.csv', index=False)
     histories = {f.stem: json.loads(f.read_text()) for f in sorted((out/'features').glob('*.json'))}
-    print_tables(vs_random, vs_moco, fs, histories, vs_igcl)
-    return vs_random, vs_moco, fs
+    mean = lambda t: None if t is None else t[t.label == 'mean'].to_dict(orient='records')
+    summary = dict(labels=list(labels), fractions=list(fractions), draws=draws, boot=boot, few_shot_k=list(few_k),
+                   patients_per_class_available=available, linear_vs_random=mean(vs_random), linear_vs_moco=mean(vs_moco),
+                   linear_igcl_vs_convirt=mean(vs_convirt), ablations_vs_igcl=mean(vs_igcl), over_seeds=seeds.to_dict(orient='records'),
+                   few_shot=few_shot_means(fs).to_dict(orient='records'),
+                   five_vs_fifty_shot=None if shots is None else shots.to_dict(orient='records'),
+                   pretraining={n: {k: h[k] for k in ('wall_s', 'cpu_s', 'note', 'epochs')} | dict(last_epoch=h['history'][-1])
+                                for n, h in histories.items()})
+    (out/'report.json').write_text(json.dumps(summary, indent=1, default=float))
+    print_tables(vs_random, vs_moco, fs, histories, vs_igcl, vs_convirt, seeds, available, shots)
+    return summary
 
-def print_tables(vs_random, vs_moco, fs, histories, vs_igcl=None):
+def same_seed_differences(probes, df, is_method, ref, boot):
+    "Paired patient-bootstrap differences of each `<method>_s<seed>` (is_method(method) true) against `<ref>_s<seed>`."
+    from medcl_nb.evaluation import paired_differences
+    rows = []
+    for n in probes:
+        m, _, s = n.rpartition('_s')
+        if m != 'random' and is_method(m) and f'{ref}_s{s}' in probes:
+            rows.append(paired_differences({n: probes[n], f'{ref}_s{s}': probes[f'{ref}_s{s}']}, df, f'{ref}_s{s}', boot, seed=0))
+    return pd.concat(rows, ignore_index=True) if rows else None
+
+def t_interval(x, ci=0.95):
+    "Mean of `x` with Student's t interval (n - 1 degrees of freedom); NaN bounds for a single value."
+    from scipy import stats
+    x = np.asarray(x, float); n = len(x)
+    if n < 2: return x.mean(), np.nan, np.nan
+    half = stats.t.ppf(0.5 + ci / 2, n - 1) * x.std(ddof=1) / np.sqrt(n)
+    return x.mean(), x.mean() - half, x.mean() + half
+
+def over_seeds(table):
+    "Mean-over-labels differences of the same-seed pairs, averaged over pretraining seeds with a t-interval over seeds."
+    t = table[table.label == 'mean'].assign(method=lambda d: d.encoder.str.rpartition('_s')[0],
+                                            ref=lambda d: d.reference.str.rpartition('_s')[0])
+    rows = []
+    for (m, r, f), g in t.groupby(['method', 'ref', 'fraction']):
+        mu, lo, hi = t_interval(g['diff'])
+        rows.append(dict(method=m, reference=r, fraction=f, n_seeds=len(g), diff_mean=mu, t_lo=lo, t_hi=hi,
+                         diff_per_seed=' '.join(f"{d:+.3f}" for d in g['diff']),
+                         seeds_ci_excluding_0=int(((g.lo > 0) | (g.hi < 0)).sum()), auc=g.auc.mean(), auc_ref=g.auc_ref.mean()))
+    return pd.DataFrame(rows)
+
+def k_available(df, labels):
+    "Per label, the training patients with a positive and with a negative image: the largest k `few_shot` can honour is the smallest."
+    from medcl_nb.data.splits import patient_label_status
+    pos, neg = patient_label_status(df[df.split == 'train'], labels)
+    counts = {l: dict(positive=int(np.asarray(pos[l]).sum()), negative=int(np.asarray(neg[l]).sum())) for l in labels}
+    return dict(per_label=counts, largest_k=min(min(c.values()) for c in counts.values()))
+
+def few_shot_means(fs):
+    "Mean AUC over labels per encoder, k and draw, then its mean and sd over draws."
+    g = fs.groupby(['encoder', 'k', 'draw']).agg(auc=('auc', 'mean'), n_train_patients=('n_train_patients', 'first'))
+    return g.groupby(['encoder', 'k']).agg(auc=('auc', 'mean'), sd_draws=('auc', 'std'), n_train_patients=('n_train_patients', 'mean')).reset_index()
+
+def shot_comparison(fs, method, k, ref, k_ref):
+    "`method` at k shots minus `ref` at k_ref shots, per seed (mean over draws and labels), and over seeds with a t-interval."
+    m = few_shot_means(fs).set_index(['encoder', 'k'])
+    rows = []
+    for n in m.index.get_level_values(0).unique():
+        base, _, s = n.rpartition('_s')
+        if base == method and (f'{ref}_s{s}', k_ref) in m.index and (n, k) in m.index:
+            a, b = m.loc[(n, k)], m.loc[(f'{ref}_s{s}', k_ref)]
+            rows.append(dict(seed=int(s), auc=a.auc, sd_draws=a.sd_draws, n_patients=a.n_train_patients,
+                             auc_ref=b.auc, sd_draws_ref=b.sd_draws, n_patients_ref=b.n_train_patients, diff=a.auc - b.auc))
+    if not rows: return None
+    t = pd.DataFrame(rows)
+    mu, lo, hi = t_interval(t['diff'])
+    t = pd.concat([t, pd.DataFrame([dict(seed='mean', auc=t.auc.mean(), auc_ref=t.auc_ref.mean(), diff=mu, t_lo=lo, t_hi=hi)])], ignore_index=True)
+    return t.assign(comparison=f"{method} {k}-shot vs {ref} {k_ref}-shot")
+
+def print_tables(vs_random, vs_moco, fs, histories, vs_igcl=None, vs_convirt=None, seeds=None, available=None, shots=None):
     mean = lambda t: t[t.label == 'mean']
     print("\nLinear probe, mean AUC over labels; difference to the random encoder [95% paired patient-bootstrap CI]")
     for (enc, f), r in mean(vs_random).set_index(['encoder', 'fraction']).sort_index().iterrows():
         print(f"{enc:>22} {f:>6g} {r.n_train_patients:>6.1f} pts  AUC {r.auc:.3f}  vs random {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
     if vs_moco is not None:
-        print("\nIGCL runs against MoCo of the same pretraining seed")
+        print("\nIGCL and ConVIRT runs against MoCo of the same pretraining seed")
         for (enc, f), r in mean(vs_moco).set_index(['encoder', 'fraction']).sort_index().iterrows():
             print(f"{enc:>22} {f:>6g}  AUC {r.auc:.3f} vs {r.reference} {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
     if vs_igcl is not None:
         print("\nAblations against IGCL (components, padding mask, max pooling) of the same pretraining seed")
         for (enc, f), r in mean(vs_igcl).set_index(['encoder', 'fraction']).sort_index().iterrows():
             print(f"{enc:>22} {f:>6g}  AUC {r.auc:.3f} vs {r.reference} {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
+    if vs_convirt is not None:
+        print("\nIGCL against ConVIRT of the same pretraining seed (image-graph vs image-text)")
+        for (enc, f), r in mean(vs_convirt).set_index(['encoder', 'fraction']).sort_index().iterrows():
+            print(f"{enc:>22} {f:>6g}  AUC {r.auc:.3f} vs {r.reference} {r.auc_ref:.3f}: {r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
+    if seeds is not None and len(seeds):
+        print("\nOver pretraining seeds: mean of the same-seed differences (mean AUC over labels), 95% t-interval over seeds "
+              "(n - 1 degrees of freedom); per-seed differences; seeds whose own bootstrap CI excludes 0")
+        for _, r in seeds.sort_values(['reference', 'method', 'fraction']).iterrows():
+            print(f"{r.method:>18} vs {r.reference:<8} {r.fraction:>6g}  n={r.n_seeds}  {r.diff_mean:+.3f} [{r.t_lo:+.3f}, {r.t_hi:+.3f}]"
+                  f"  per seed {r.diff_per_seed}  ({r.seeds_ci_excluding_0} of {r.n_seeds} CIs exclude 0)")
+    if available is not None:
+        print(f"\nFew-shot pools: training patients with a positive / a negative image per label: "
+              + ', '.join(f"{l} {c['positive']}/{c['negative']}" for l, c in available['per_label'].items())
+              + f"; the largest k every label allows: {available['largest_k']}")
+    if shots is not None:
+        print(f"\n{shots.comparison.iloc[0]}: mean AUC over labels and draws (sd over draws), difference; over seeds with a 95% t-interval")
+        print(shots.drop(columns='comparison').round(3).to_string(index=False))
     print("\nFew-shot prototypes: mean AUC over labels, mean (sd over draws) per k")
     g = fs.groupby(['encoder', 'k', 'draw']).auc.mean().groupby(['encoder', 'k']).agg(['mean', 'std']).unstack('k')
     print(g.round(3).to_string())

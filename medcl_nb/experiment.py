@@ -18,13 +18,13 @@ from .evaluation import (label_efficiency, extract_features, few_shot, fine_tune
 
 # %% auto #0
 __all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'ENCODER_DIR', 'CHECKPOINT_DIR', 'PRETRAINERS', 'RESERVED_NAMES',
-           'DEFAULT_FRACTIONS', 'PAPER_FRACTIONS', 'RESUME_KEYS', 'find_dataset', 'prepare_splits', 'choose_labels',
-           'medmnist_frame', 'calibrate_batchnorm', 'random_baseline', 'imagenet_baseline', 'pretrain',
-           'PretrainCheckpoint', 'load_checkpoint', 'Checkpointing', 'PretrainRun', 'encoder_config', 'save_encoder',
-           'load_encoder', 'launched_ranks', 'Pretrained', 'pretrain_image_only', 'pretrain_convirt', 'default_lr',
-           'check_methods', 'localization_evaluation', 'pretrain_lovt', 'pretrain_igcl_method', 'subsample_patients',
-           'dataset_summary', 'format_table', 'format_text_tables', 'drop_bad_images', 'run_experiment',
-           'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
+           'DEFAULT_FRACTIONS', 'PAPER_FRACTIONS', 'MAIN_TEMPERATURE', 'OWN_TEMPERATURE', 'RESUME_KEYS', 'find_dataset',
+           'prepare_splits', 'choose_labels', 'medmnist_frame', 'calibrate_batchnorm', 'random_baseline',
+           'imagenet_baseline', 'pretrain', 'PretrainCheckpoint', 'load_checkpoint', 'Checkpointing', 'PretrainRun',
+           'encoder_config', 'save_encoder', 'load_encoder', 'launched_ranks', 'Pretrained', 'pretrain_image_only',
+           'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation', 'pretrain_lovt',
+           'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table', 'format_text_tables',
+           'drop_bad_images', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
 def find_dataset(path, views=FRONTAL_VIEWS, check_files=True):
@@ -604,10 +604,14 @@ def _jsonable(x):
     if isinstance(x, np.bool_): return bool(x)
     return x
 
+MAIN_TEMPERATURE = 0.1          # the main job's InfoNCE tau (MoCo, SimCLR, ConVIRT, LoVT) when --temperature is not given
+OWN_TEMPERATURE = ('igcl',)     # recipes that keep their own temperature unless one is asked for: IGCL learns it from 0.07
+
 def _learner_kwargs(method, queue_size, momentum, temperature):
-    "The recipe arguments of the chosen learner (temperature None: the learner's default, 0.2 for MoCo, 0.1 for SimCLR)."
+    "The recipe arguments of the chosen learner; temperature None: 0.1, except IGCL's own (a learned scale from log(1/0.07))."
     kw = dict(queue_size=queue_size, momentum=momentum) if method == 'moco' else {}
-    return {**kw, **({} if temperature is None else dict(temperature=temperature))}
+    if temperature is None and method in OWN_TEMPERATURE: return kw
+    return {**kw, 'temperature': MAIN_TEMPERATURE if temperature is None else temperature}
 
 def _records(df): return None if df is None else _jsonable(df.to_dict(orient='records'))
 
@@ -719,7 +723,7 @@ def drop_bad_images(df, on_bad='error', progress=False, cache=None):
 def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, fractions=DEFAULT_FRACTIONS, draws=5,
                    out='experiment_out', device=None, arch='resnet18', size=64, bs=32, lr=None, boot=1000, seed=0, labels=None,
                    few_shot_k=(1, 5, 10), fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256,
-                   momentum=0.99, temperature=0.1, extra_aug=(), acquisition_aug=True, progress=True,
+                   momentum=0.99, temperature=None, extra_aug=(), acquisition_aug=True, progress=True,
                    on_bad_image='error', cache='auto', encoder=None, resume=False, checkpoint_minutes=30., validate=True):
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
@@ -932,7 +936,9 @@ def experiment_parser():
     p.add_argument('--lr', type=float, default=None, help="pretraining learning rate (one-cycle maximum); default: each method's recipe (MoCo, SimCLR 1e-3; ConVIRT 1e-4)")
     p.add_argument('--queue-size', type=_count(1), default=256, help="MoCo queue length K (below the number of training images)")
     p.add_argument('--momentum', type=float, default=0.99, help="MoCo key-encoder momentum m (0.999 needs far more steps)")
-    p.add_argument('--temperature', type=float, default=0.1, help="InfoNCE temperature tau")
+    p.add_argument('--temperature', type=float, default=None,
+                   help=f"InfoNCE temperature tau; default: {MAIN_TEMPERATURE} for MoCo, SimCLR, ConVIRT and LoVT, and IGCL's own recipe "
+                        "(a learned logit scale from log(1/0.07)); given, it is also IGCL's initial temperature")
     p.add_argument('--extra-aug', nargs='*', default=[], choices=('random_resized_crop', 'gaussian_blur', 'brightness_contrast', 'elastic'),
                    help="augmentations the synthesis discourages, added to the medical ones (ablations)")
     p.add_argument('--no-acquisition-aug', action='store_true',
