@@ -353,7 +353,8 @@ def _check_pairs(results, reference, pairs):
 
 def _check_same_draws(A, B, names):
     "Paired differences need both encoders probed on the same label draws (the same `linear_probe` fractions, draws and seed)."
-    if not (A.drawn.reset_index(drop=True).equals(B.drawn.reset_index(drop=True))):
+    drawn = lambda r: set(zip(r.drawn.fraction.astype(float), r.drawn.draw.astype(int), r.drawn.patient_id.astype(str)))
+    if drawn(A) != drawn(B):
         raise ValueError(f"{names[0]!r} and {names[1]!r} were not probed on the same label draws: run linear_probe with the same "
                          "df, label_fractions, draws and seed for both")
 
@@ -378,6 +379,8 @@ def paired_differences(results:dict, df, reference=None, n_boot=1000, ci=0.95, s
                 b = ref.scores.query('fraction == @f and label == @l')
                 draws = sorted(b.draw.unique())
                 rows = b[b.draw == draws[0]].row.to_numpy()
+                if not all(np.array_equal(a[a.draw == d].row.to_numpy(), rows) and np.array_equal(b[b.draw == d].row.to_numpy(), rows) for d in draws):
+                    raise ValueError(f"{name!r} and {reference!r} do not score the same test rows at fraction {f}, label {l!r}: scores cannot be paired")
                 sa = [a[a.draw == d].score.to_numpy() for d in draws]; sb = [b[b.draw == d].score.to_numpy() for d in draws]
                 y = df.loc[rows, l].to_numpy().astype(int)
                 per_draw = np.array([roc_auc_score(y, p) - roc_auc_score(y, q) for p, q in zip(sa, sb)])
