@@ -19,8 +19,9 @@ from threadpoolctl import threadpool_limits
 __all__ = ['DEFAULT_CS', 'check_binary', 'auroc', 'auprc', 'mcc', 'mcc_threshold', 'patient_resample_weights', 'bootstrap_ci',
            'subgroup_report', 'extract_features', 'check_features', 'fit_linear_probe', 'probe_scores', 'LinearEval',
            'linear_probe', 'ImageFrame', 'image_loader', 'load_images', 'linear_eval', 'paired_differences',
-           'label_efficiency', 'prototype_scores', 'few_shot', 'masked_bce', 'fine_tune', 'plot_label_efficiency',
-           'plot_per_label', 'plot_subgroups', 'retrieval_metrics', 'retrieval_chance']
+           'LabelEfficiency', 'label_efficiency', 'seed_patient_bootstrap', 'seed_differences', 'prototype_scores',
+           'few_shot', 'masked_bce', 'fine_tune', 'plot_label_efficiency', 'plot_per_label', 'plot_subgroups',
+           'retrieval_metrics', 'retrieval_chance']
 
 # %% ../nbs/09_evaluation.ipynb #43819ca3
 def check_binary(y_true, where='the test set', name='y_true'):
@@ -339,45 +340,86 @@ def _paired_reps(y, sa, sb, W):
         reps[i] = np.mean(aucs[:len(sa)] - aucs[len(sa):])
     return reps
 
-def paired_differences(results:dict, df, reference, n_boot=1000, ci=0.95, seed=0, progress=False):
-    "Per fraction and label (and `mean` over labels): mean AUC per encoder, difference to `reference`, paired patient-bootstrap CI."
-    if reference not in results: raise ValueError(f"reference {reference!r} is not one of the encoders {list(results)}")
+def _check_pairs(results, reference, pairs):
+    "The (encoder, reference) pairs to compare: `pairs` as given (checked), else every encoder against `reference`."
+    if pairs is None:
+        if reference not in results: raise ValueError(f"reference {reference!r} is not one of the encoders {list(results)}")
+        return [(n, reference) for n in results if n != reference]
+    pairs = [tuple(p) for p in pairs]
+    for p in pairs:
+        if len(p) != 2 or p[0] == p[1]: raise ValueError(f"pairs: each pair names two different encoders (a, b), got {p}")
+        missing = [n for n in p if n not in results]
+        if missing: raise ValueError(f"pairs: {missing} not among the encoders {list(results)}")
+    return pairs
+
+def _check_same_draws(A, B, names):
+    "Paired differences need both encoders probed on the same label draws (the same `linear_probe` fractions, draws and seed)."
+    drawn = lambda r: set(zip(r.drawn.fraction.astype(float), r.drawn.draw.astype(int), r.drawn.patient_id.astype(str)))
+    if drawn(A) != drawn(B):
+        raise ValueError(f"{names[0]!r} and {names[1]!r} were not probed on the same label draws: run linear_probe with the same "
+                         "df, label_fractions, draws and seed for both")
+
+def paired_differences(results:dict, df, reference=None, n_boot=1000, ci=0.95, seed=0, progress=False, pairs=None, return_reps=False):
+    "Per fraction and label (and `mean` over labels): mean AUC of each pair's encoders, their difference (default: each vs `reference`), paired patient-bootstrap CI."
+    results = getattr(results, 'results', results)         # what label_efficiency returned, or name -> LinearEval
+    if not isinstance(results, dict): raise TypeError("results must be a dict: encoder name -> LinearEval (linear_probe's result)")
+    if reference is None and pairs is None: raise ValueError("give a reference encoder or pairs=[(a, b), ...] to compare")
+    pairs = _check_pairs(results, reference, pairs)
     df = df.reset_index(drop=True)
     te = np.flatnonzero((df['split'] == 'test').to_numpy())
     W_all = patient_resample_weights(df['patient_id'].to_numpy()[te], n_boot, seed)   # the same resamples for every row
     col = pd.Series(np.arange(len(te)), index=te)
-    ref, out = results[reference], []
-    jobs = [(name, f) for name in results if name != reference for f in ref.metrics.fraction.unique()]
+    out, all_reps = [], {}
+    for a_name, b_name in pairs: _check_same_draws(results[a_name], results[b_name], (a_name, b_name))
+    jobs = [(a, b, f) for a, b in pairs for f in results[b].metrics.fraction.unique()]
     with threadpool_limits(1):
-        for name, f in (progress_bar(jobs, leave=False) if progress else jobs):
-            label_reps = []
+        for name, reference, f in (progress_bar(jobs, leave=False) if progress else jobs):
+            A, ref, label_reps = results[name], results[reference], []
             for l in ref.metrics.label.unique():
-                a = results[name].scores.query('fraction == @f and label == @l')
+                a = A.scores.query('fraction == @f and label == @l')
                 b = ref.scores.query('fraction == @f and label == @l')
                 draws = sorted(b.draw.unique())
                 rows = b[b.draw == draws[0]].row.to_numpy()
+                if not all(np.array_equal(a[a.draw == d].row.to_numpy(), rows) and np.array_equal(b[b.draw == d].row.to_numpy(), rows) for d in draws):
+                    raise ValueError(f"{name!r} and {reference!r} do not score the same test rows at fraction {f}, label {l!r}: scores cannot be paired")
                 sa = [a[a.draw == d].score.to_numpy() for d in draws]; sb = [b[b.draw == d].score.to_numpy() for d in draws]
                 y = df.loc[rows, l].to_numpy().astype(int)
                 per_draw = np.array([roc_auc_score(y, p) - roc_auc_score(y, q) for p, q in zip(sa, sb)])
                 reps = _paired_reps(y, sa, sb, W_all[:, col[rows].to_numpy()])
-                label_reps.append(reps)
-                am = results[name].metrics.query('fraction == @f and label == @l')
+                label_reps.append(reps); all_reps[(name, reference, f, l)] = reps
+                am = A.metrics.query('fraction == @f and label == @l')
                 out.append(dict(encoder=name, reference=reference, fraction=f, label=l, auc=am.auc.mean(),
                                 auc_ref=ref.metrics.query('fraction == @f and label == @l').auc.mean(), diff=per_draw.mean(),
                                 **dict(zip(('lo', 'hi'), _interval(reps, ci))), diff_sd_draws=per_draw.std(ddof=1) if len(draws) > 1 else 0.,
                                 n_draws=len(draws), n_train_patients=am.n_train_patients.mean(), n_boot=int(np.isfinite(reps).sum())))
             mean_reps = np.mean(label_reps, axis=0)        # NaN where any label had a single class: that resample is dropped
+            all_reps[(name, reference, f, 'mean')] = mean_reps
             block = pd.DataFrame(out[-len(label_reps):])
             out.append(dict(encoder=name, reference=reference, fraction=f, label='mean', auc=block.auc.mean(), auc_ref=block.auc_ref.mean(),
                             diff=block['diff'].mean(), **dict(zip(('lo', 'hi'), _interval(mean_reps, ci))),
                             diff_sd_draws=np.nan, n_draws=block.n_draws.max(), n_train_patients=block.n_train_patients.mean(),
                             n_boot=int(np.isfinite(mean_reps).sum())))
-    return pd.DataFrame(out)
+    out = pd.DataFrame(out)
+    return (out, all_reps) if return_reps else out
+
+# %% ../nbs/09_evaluation.ipynb #80e1e4b5
+class LabelEfficiency(tuple):
+    "What `label_efficiency` returns: unpacks as `(metrics, summary)`; `results` (name -> `LinearEval`) keeps every draw's test scores."
+    def __new__(cls, metrics, summary, results):
+        self = super().__new__(cls, (metrics, summary))
+        self.results = results
+        return self
+    metrics, summary = property(lambda self: self[0]), property(lambda self: self[1])
+    @property
+    def scores(self):
+        "The probes' test scores of every encoder, fraction, draw and label (`row`: the row of `df`)."
+        return pd.concat([r.scores.assign(encoder=n) for n, r in self.results.items()], ignore_index=True)
+    def __repr__(self): return f"LabelEfficiency({list(self.results)}, {len(self.metrics)} metric rows)"
 
 # %% ../nbs/09_evaluation.ipynb #d31f2a3a
 def label_efficiency(encoders:dict, df, labels, label_fractions=(0.001, 0.01, 0.1, 1.0), draws=5, reference=None,
                      n_boot=1000, seed=0, Cs=DEFAULT_CS, images=None, size=None, bs=256, device=None, progress=False):
-    "Linear evaluation of several encoders (name -> module or feature array) on the same draws; returns (metrics, summary)."
+    "Linear evaluation of several encoders (name -> module or feature array) on the same draws -> `LabelEfficiency`: (metrics, summary) and the test scores."
     if not isinstance(encoders, dict) or len(encoders) < 1: raise TypeError("encoders must be a dict: name -> encoder module or feature array")
     reference = reference if reference is not None else list(encoders)[-1]
     results = {}
@@ -386,7 +428,46 @@ def label_efficiency(encoders:dict, df, labels, label_fractions=(0.001, 0.01, 0.
         results[name] = linear_probe(feats, df, labels, label_fractions, draws, seed, Cs, progress)
     metrics = pd.concat([r.metrics.assign(encoder=n) for n, r in results.items()], ignore_index=True)
     summary = paired_differences(results, df, reference, n_boot, seed=seed, progress=progress) if len(results) > 1 else None
-    return metrics, summary
+    return LabelEfficiency(metrics, summary, results)
+
+# %% ../nbs/09_evaluation.ipynb #5c3e4d69
+def seed_patient_bootstrap(reps, # (S, B): seed s's statistic on patient resample b (the same resamples for every seed); NaN: none
+                           ci=0.95, # the interval's coverage
+                           seed=0, # seeds the draw of seeds
+                          ) -> dict: # lo, hi, and n_boot (replicates with a statistic)
+    "Two-level percentile bootstrap of the mean over pretraining seeds: resample seeds, then test patients (one draw of seeds per column)."
+    R = np.asarray(reps, dtype=float)
+    if R.ndim != 2 or 0 in R.shape: raise ValueError(f"reps must be a 2-D (seeds, patient resamples) array, got shape {R.shape}")
+    if not 0 < ci < 1: raise ValueError(f"ci must be in (0, 1), got {ci}")
+    S, B = R.shape
+    drawn = np.random.default_rng(seed).integers(0, S, size=(B, S))      # row b: the seeds drawn for patient resample b
+    stats = R[drawn, np.arange(B)[:, None]].mean(1)
+    ok = np.isfinite(stats)
+    if not ok.any(): raise ValueError("reps: no patient resample has a statistic for the drawn seeds (all NaN)")
+    lo, hi = np.quantile(stats[ok], [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return dict(lo=float(lo), hi=float(hi), n_boot=int(ok.sum()))
+
+# %% ../nbs/09_evaluation.ipynb #112de493
+def seed_differences(per_seed:dict, # pretraining seed -> {encoder name -> LinearEval}, every seed probed on the same label draws
+                     df, # the rows the probes were evaluated on (split, patient_id, labels)
+                     pairs, # the (a, b) encoder pairs: a - b
+                     n_boot=1000, ci=0.95, seed=0, progress=False,
+                    ) -> tuple: # (combined, per_seed) DataFrames, with an `interval` column saying which interval each row holds
+    "Paired differences per pretraining seed (CIs conditional on that seed's encoders) and over seeds (two-level bootstrap: seeds x test patients)."
+    if not isinstance(per_seed, dict) or not per_seed: raise ValueError("per_seed must be a non-empty dict: pretraining seed -> {encoder name -> LinearEval}")
+    tables, reps = {}, {}
+    for s, results in per_seed.items():
+        tables[s], reps[s] = paired_differences(results, df, n_boot=n_boot, ci=ci, seed=seed, progress=progress, pairs=pairs, return_reps=True)
+    per = pd.concat([t.assign(pretrain_seed=s, interval="test patients, conditional on this seed's encoders") for s, t in tables.items()],
+                    ignore_index=True)
+    keys = ['encoder', 'reference', 'fraction', 'label']
+    spread = per.groupby(keys, sort=False)['diff'].agg(['mean', 'std']).reset_index()
+    rows = []
+    for r in spread.itertuples(index=False):
+        b = seed_patient_bootstrap(np.stack([reps[s][(r.encoder, r.reference, r.fraction, r.label)] for s in per_seed]), ci, seed)
+        rows.append(dict(encoder=r.encoder, reference=r.reference, fraction=r.fraction, label=r.label, diff=r.mean, lo=b['lo'], hi=b['hi'],
+                         sd_seeds=r.std, n_seeds=len(per_seed), n_boot=b['n_boot'], interval='pretraining seeds x test patients'))
+    return pd.DataFrame(rows), per
 
 # %% ../nbs/09_evaluation.ipynb #242689c4
 def _unit(X): return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)

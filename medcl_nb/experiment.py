@@ -24,7 +24,8 @@ __all__ = ['MEDMNIST_NO_PATIENTS', 'MEDMNIST_LABEL_NAMES', 'ENCODER_DIR', 'CHECK
            'encoder_config', 'save_encoder', 'load_encoder', 'launched_ranks', 'Pretrained', 'pretrain_image_only',
            'pretrain_convirt', 'default_lr', 'check_methods', 'localization_evaluation', 'pretrain_lovt',
            'pretrain_igcl_method', 'subsample_patients', 'dataset_summary', 'format_table', 'format_text_tables',
-           'drop_bad_images', 'run_experiment', 'experiment_parser', 'parse_experiment_args', 'medcl_experiment_cli']
+           'drop_bad_images', 'format_seed_table', 'run_experiment', 'experiment_parser', 'parse_experiment_args',
+           'medcl_experiment_cli']
 
 # %% ../nbs/09b_experiment.ipynb #75230886
 def find_dataset(path, views=FRONTAL_VIEWS, check_files=True):
@@ -661,14 +662,14 @@ def format_text_tables(zero_shot, retrieval):
 # %% ../nbs/09b_experiment.ipynb #888098a7
 def _linear_eval(feats, df, labels, fractions, draws, boot, seed, progress, methods):
     "label_efficiency's protocol (same draws, same test patients for every encoder), compared with random init and, when several methods ran, with MoCo."
-    from medcl_nb.evaluation import linear_probe, paired_differences
+    from medcl_nb.evaluation import linear_probe, paired_differences, LabelEfficiency
     results = {n: linear_probe(f, df, labels, fractions, draws, seed, progress=progress) for n, f in feats.items()}
     metrics = pd.concat([r.metrics.assign(encoder=n) for n, r in results.items()], ignore_index=True)
     summary = paired_differences(results, df, 'random', boot, seed=seed, progress=progress)
     if 'moco' in methods and len(methods) > 1:
         vs_moco = paired_differences({n: results[n] for n in methods}, df, 'moco', boot, seed=seed, progress=progress)
         summary = pd.concat([summary, vs_moco], ignore_index=True)
-    return metrics, summary
+    return LabelEfficiency(metrics, summary, results)      # unpacks as (metrics, summary); .results: the probes' test scores
 
 def _text_evaluations(name, pre, df, images, labels, boot, seed, notes):
     "Zero-shot AUCs (labels with default prompts) and retrieval of an image-text method on the test rows; its extra evaluations."
@@ -719,12 +720,57 @@ def drop_bad_images(df, on_bad='error', progress=False, cache=None):
         warnings.warn(f"--on-bad-image skip: {len(bad)} bad image(s) dropped before splitting, first: {bad.path.iloc[0]} ({bad.problem.iloc[0][:120]})")
     return good, records
 
+# %% ../nbs/09b_experiment.ipynb #85deeaa2
+def _check_pretrain_seeds(n) -> int:
+    "`pretrain_seeds` as an int >= 1; more than one is not run under torchrun (rank 0 evaluates alone after pretraining)."
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"pretrain_seeds must be an integer >= 1 (the number of pretraining seeds), got {n!r}")
+    if n > 1 and launched_ranks() > 1: raise ValueError("pretrain_seeds > 1 under torchrun is not supported: launch one run per seed")
+    return int(n)
+
+def _comparisons(methods) -> list:
+    "The report's pairs: every method against random init, and every other method against MoCo when several ran."
+    return [(m, 'random') for m in methods] + ([(m, 'moco') for m in methods if m != 'moco'] if 'moco' in methods and len(methods) > 1 else [])
+
+def _seed_evaluation(pretrain_at, n_seeds, seed, first, methods, df, images, arch, device, labels, fractions, draws, boot, progress, times):
+    "Pretrain each method at seeds seed+1, ... (`pretrain_at(method, seed)`) with a random init of the same seed; per-seed and combined differences."
+    from medcl_nb.evaluation import linear_probe, seed_differences
+    train_rows = np.flatnonzero((df.split == 'train').to_numpy())
+    per_seed = {seed: {n: first[n] for n in (*methods, 'random')}}          # the first seed's probes, already fitted
+    for s in range(seed + 1, seed + n_seeds):
+        encoders = {}
+        for m in methods:
+            t, c = time.time(), time.process_time()
+            encoders[m] = pretrain_at(m, s).encoder
+            times[f'pretrain_{m}_seed{s}_s'], times[f'pretrain_{m}_seed{s}_cpu_s'] = time.time() - t, time.process_time() - c
+        encoders['random'] = random_baseline(arch, images, s, device, rows=train_rows)   # no copy of the store
+        per_seed[s] = {n: linear_probe(extract_features(e, images, device=device), df, labels, fractions, draws, seed) for n, e in encoders.items()}
+    combined, per = seed_differences(per_seed, df, _comparisons(methods), boot, seed=seed, progress=progress)
+    return dict(seeds=list(per_seed), combined=combined, per_seed=per)
+
+def format_seed_table(combined, per_seed):
+    "The printed table over pretraining seeds: per fraction, the mean difference with its seeds x patients CI, then each seed's CI (conditional on its encoders)."
+    c, p = combined[combined.label == 'mean'], per_seed[per_seed.label == 'mean']
+    seeds = sorted(int(s) for s in p.pretrain_seed.unique())
+    interval = lambda r: f"[{r['lo']:+.3f}, {r['hi']:+.3f}]"
+    lines = [f"Over {len(seeds)} pretraining seeds {seeds}: 95% CI over seeds x test patients (two-level bootstrap); "
+             "beside it each seed's 95% CI over test patients, conditional on that seed's encoders"]
+    for (name, ref), g in c.groupby(['encoder', 'reference'], sort=False):
+        lines.append(f"{'fraction':>9} {name + ' - ' + ref:>18}  {'95% CI seeds x patients':<24}" + ''.join(f"  {f'seed {s} | its encoders':<26}" for s in seeds))
+        for _, r in g.sort_values('fraction').iterrows():
+            cells = [p[(p.encoder == name) & (p.reference == ref) & (p.fraction == r.fraction) & (p.pretrain_seed == s)].iloc[0] for s in seeds]
+            lines.append(f"{r.fraction:>9g} {r['diff']:>+18.3f}  {interval(r):<24}" + ''.join(f"  {format(x['diff'], '+.3f') + ' ' + interval(x):<26}" for x in cells))
+        lines.append('')
+    lines.append(f"Seed {seeds[0]} alone: 95% CIs over test patients, conditional on the seed-{seeds[0]} encoders")
+    return '\n'.join(lines) + '\n'
+
 # %% ../nbs/09b_experiment.ipynb #e58b6791
 def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, fractions=DEFAULT_FRACTIONS, draws=5,
                    out='experiment_out', device=None, arch='resnet18', size=64, bs=32, lr=None, boot=1000, seed=0, labels=None,
                    few_shot_k=(1, 5, 10), fine_tune_epochs=0, imagenet_weights=None, max_patients=None, queue_size=256,
                    momentum=0.99, temperature=None, extra_aug=(), acquisition_aug=True, progress=True,
-                   on_bad_image='error', cache='auto', encoder=None, resume=False, checkpoint_minutes=30., validate=True):
+                   on_bad_image='error', cache='auto', encoder=None, resume=False, checkpoint_minutes=30., validate=True,
+                   pretrain_seeds=1):
     "Pretrain each method (`methods`, default [method]), evaluate against random init (and ImageNet if on disk) and MoCo, write `report.json` and plots in `out`."
     t0, cpu0, times, notes = time.time(), time.process_time(), {}, []
     saved = _saved_encoder(encoder, arch) if encoder is not None else None     # --encoder: evaluate it, no pretraining
@@ -740,6 +786,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
                   max_patients=max_patients, extra_aug=list(extra_aug), acquisition_aug=acquisition_aug, on_bad_image=on_bad_image, cache=str(cache),
                   encoder=None if encoder is None else Path(encoder).name, resume=resume, validate=validate,
                   **{k: v for m in methods for k, v in _learner_kwargs(m, queue_size, momentum, temperature).items()})
+    config['pretrain_seeds'] = _check_pretrain_seeds(pretrain_seeds)
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -780,8 +827,13 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         times['features_s'] = time.time() - t
 
         t = time.time()
-        metrics, summary = _linear_eval(feats, df, labels, fractions, draws, boot, seed, progress, methods)
+        metrics, summary = lin = _linear_eval(feats, df, labels, fractions, draws, boot, seed, progress, methods)
         times['linear_eval_s'] = time.time() - t
+        pretrain_at = lambda m, s: PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=bs, lr=lrs[m], size=size, device=device, seed=s, progress=progress,
+                                                  extra_aug=extra_aug, acquisition_aug=acquisition_aug, **_learner_kwargs(m, queue_size, momentum, temperature),
+                                                  **({'images': images} if m in ('moco', 'simclr') else {}))
+        seeds = _seed_evaluation(pretrain_at, pretrain_seeds, seed, lin.results, methods, df, images, arch, device, labels, fractions, draws,
+                                 boot, progress, times) if pretrain_seeds > 1 else None
 
         t = time.time()
         fs = pd.concat([few_shot(f, df, labels, k=few_shot_k, draws=draws, seed=seed).assign(encoder=n)
@@ -819,6 +871,8 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
                   zero_shot=_records(zs), retrieval=_records(ret), localization=_records(extra.pop('localization', None)),
                   **{k: _records(v) for k, v in extra.items()}, times=times, notes=notes)
     report['table'] = format_table(summary, metrics) + format_text_tables(zs, ret)
+    report['pretrain_seeds'] = seeds and dict(seeds=seeds['seeds'], combined=_records(seeds['combined']), per_seed=_records(seeds['per_seed']))
+    if seeds: report['table'] = format_seed_table(seeds['combined'], seeds['per_seed']) + report['table']
     _write(report, metrics, summary[summary.reference == 'random'], sub, out)
     log(f"done in {times['total_s']:.0f} s; report.json written")
     return report
@@ -954,6 +1008,8 @@ def experiment_parser():
                    "the available memory, else a memory-mapped disk cache in $MEDCL_CACHE or ~/.cache/medcl_nb/images), ram, or a folder for the disk cache")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true', help="no progress bars (they show only on a terminal anyway)")
+    p.add_argument('--pretrain-seeds', type=_count(1), default=1, metavar='N',
+                   help="pretrain each method with seeds seed, ..., seed+N-1 and report intervals over seeds x test patients beside each seed's")
     _persistence_arguments(p)
     return p
 
@@ -1000,7 +1056,8 @@ def medcl_experiment_cli(argv=None):
                                 temperature=a.temperature, extra_aug=a.extra_aug,
                                 acquisition_aug=not a.no_acquisition_aug, progress=not a.no_progress and sys.stdout.isatty(),
                                 on_bad_image=a.on_bad_image, cache=a.cache,
-                                encoder=a.encoder, resume=a.resume, checkpoint_minutes=a.checkpoint_minutes, validate=not a.no_validate)
+                                encoder=a.encoder, resume=a.resume, checkpoint_minutes=a.checkpoint_minutes, validate=not a.no_validate,
+                                pretrain_seeds=a.pretrain_seeds)
     except (FileNotFoundError, ValueError) as e:
         experiment_parser().exit(2, f"medcl_experiment: error: {e}\n")
     if report is None: return                  # a rank > 0 of a torchrun launch: rank 0 reports

@@ -301,3 +301,43 @@ def test_two_processes_write_one_report(tmp_path):
     assert len(report['pretraining']['history']) == 1 and report['linear_eval']['summary']
     assert 'report:' in outs[0][0] and 'report:' not in outs[1][0]      # rank 1 printed no table
     assert list((tmp_path/'rank1').iterdir()) == []                    # and wrote nothing
+
+@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
+def test_two_pretraining_seeds_widen_the_interval(tmp_path, monkeypatch):
+    """`--pretrain-seeds 2` through the console entry point, with a stand-in pretrainer whose two seeds differ a lot
+    (seed 0: the raw pixels, informative; seed 1: noise): the combined interval (seeds x test patients) is at least as wide
+    as each seed's own interval (conditional on that seed's encoders), the first seed's rows are the report's usual summary,
+    and the table says which interval is which. (With seeds that agree, averaging them can give a narrower interval: see 09.)"""
+    import torch
+    from torch import nn
+    import medcl_nb.experiment as ex
+    class Noise(nn.Module):
+        def __init__(self): super().__init__(); self.g = torch.Generator().manual_seed(0)
+        def forward(self, x): return torch.randn(len(x), 16, generator=self.g)
+    seen = []
+    def stand_in(df, *, seed=0, lr=1e-3, **kw):
+        seen.append(seed)
+        return ex.Pretrained((nn.Flatten() if seed == 0 else Noise()).eval(), [dict(loss=1.0)])
+    monkeypatch.setitem(ex.PRETRAINERS, 'moco', stand_in)
+    out = tmp_path/'seeds'
+    ex.medcl_experiment_cli(['--data', str(ROOT/'data_samples'), '--size', '16', '--max-patients', '300', '--draws', '1', '--boot', '100',
+                             '--fractions', '1.0', '--few-shot', '--device', 'cpu', '--no-progress', '--pretrain-seeds', '2', '--out', str(out)])
+    assert seen == [0, 1]
+    report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
+    ps = report['pretrain_seeds']
+    assert report['config']['pretrain_seeds'] == 2 and ps['seeds'] == [0, 1]
+    combined = [r for r in ps['combined'] if r['label'] == 'mean']
+    per = [r for r in ps['per_seed'] if r['label'] == 'mean']
+    assert len(combined) == 1 and len(per) == 2 and combined[0]['interval'] == 'pretraining seeds x test patients'
+    c = combined[0]
+    for r in per:
+        assert r['interval'] == "test patients, conditional on this seed's encoders"
+        assert c['hi'] - c['lo'] >= r['hi'] - r['lo'], (c, r)
+    assert c['lo'] <= min(r['diff'] for r in per) and c['hi'] >= max(r['diff'] for r in per)   # it covers both seeds' effects
+    assert math.isclose(c['diff'], sum(r['diff'] for r in per) / 2, abs_tol=1e-12)
+    first = [r for r in report['linear_eval']['summary'] if r['label'] == 'mean'][0]       # seed 0 = the usual summary
+    seed0 = [r for r in per if r['pretrain_seed'] == 0][0]
+    assert all(math.isclose(first[k], seed0[k], abs_tol=1e-12) for k in ('diff', 'lo', 'hi'))
+    assert 'seeds x test patients' in report['table'] and 'conditional on' in report['table']
+    assert {'pretrain_moco_seed1_s', 'pretrain_moco_seed1_cpu_s'} <= set(report['times'])
+    with pytest.raises(ValueError, match='pretrain_seeds must be an integer >= 1'): ex.run_experiment(ROOT/'data_samples', pretrain_seeds=0, out=tmp_path)
