@@ -242,7 +242,9 @@ def pretrain_convirt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64,
     aug = _pretrain_aug(extra_aug, acquisition_aug)
     learn = convirt_learner(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
     history = _fit(learn, epochs, lr, progress)
-    return Pretrained(learn.encoder.eval(), history, model=learn.model.eval())
+    model = learn.model.eval()
+    ev = localization_evaluation(model, df.reset_index(drop=True), arch, size, device)   # notebook 11: pointing by similarity, cell probe
+    return Pretrained(learn.encoder.eval(), history, model=model, evaluations={'localization': ev} if ev else None)
 
 PRETRAINERS = {'moco': pretrain_image_only('moco'), 'simclr': pretrain_image_only('simclr'), 'convirt': pretrain_convirt}
 RESERVED_NAMES = ('random', 'imagenet')                 # the baselines' names in the report
