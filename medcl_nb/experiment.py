@@ -514,7 +514,9 @@ def pretrain_convirt(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-4, size=64,
     aug = _pretrain_aug(extra_aug, acquisition_aug)
     learn = convirt_learner(dls, arch=arch, lr=lr, aug=aug, path=path or tempfile.mkdtemp(), **kwargs)
     history = _fit(learn, epochs, lr, progress, checkpoint, validate)
-    res = Pretrained(learn.encoder.eval(), history, model=learn.model.eval())
+    model = learn.model.eval()
+    ev = localization_evaluation(model, df.reset_index(drop=True), arch, size, device)   # notebook 11: pointing by similarity, cell probe
+    res = Pretrained(learn.encoder.eval(), history, model=model, evaluations={'localization': ev} if ev else None)
     res.epoch_seconds = learn.epoch_seconds
     return res
 

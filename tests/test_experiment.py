@@ -189,7 +189,7 @@ def test_registry_contract_with_a_plugged_in_method(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
 def test_tiny_multi_method_run_with_text_evaluations(tmp_path):
-    "`--methods moco convirt`: one report with both methods against random init, ConVIRT against MoCo, zero-shot and retrieval."
+    "`--methods moco convirt`: one report with both methods against random init, ConVIRT against MoCo, zero-shot, retrieval and localization."
     out = tmp_path/'multi'
     r = run('--data', 'data_samples', '--methods', 'moco', 'convirt', '--epochs', '1', '--size', '32', '--max-patients', '150',
             '--draws', '2', '--boot', '30', '--fractions', '0.2', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
@@ -210,7 +210,10 @@ def test_tiny_multi_method_run_with_text_evaluations(tmp_path):
     assert {(x['task'], x['relevance']) for x in ret} == {('image→report', 'paired'), ('report→image', 'paired'),
         ('image→report', 'same finding, other patients'), ('report→image', 'same finding, other patients')}
     assert all(0 <= x['chance'] <= 1 and 0 <= x['value'] <= 1 for x in ret)
-    assert report['localization'] is None
+    loc = report['localization']                              # ConVIRT's too (notebook 11): pointing by similarity, cell probe
+    assert loc and {x['encoder'] for x in loc} == {'convirt'}
+    assert {(x['task'], x['scorer']) for x in loc} >= {('pointing game', 'similarity'), ('cell probe', 'frozen features'), ('cell probe', 'random init')}
+    assert ('pointing game', 'attention') not in {(x['task'], x['scorer']) for x in loc}   # no cross-modal attention in ConVIRT
     assert {'pretrain_moco_s', 'pretrain_convirt_s', 'text_eval_s'} <= set(report['times'])
 
 def test_lovt_registered_with_its_recipe():
