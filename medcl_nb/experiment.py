@@ -378,7 +378,7 @@ ENCODER_DIR, CHECKPOINT_DIR = 'encoders', 'checkpoints'        # under the run's
 def encoder_config(enc:nn.Module, method:str, arch:str, size:int, seed:int, **extra)->dict:
     "What rebuilds `enc` for `load_encoder`: arch, in_chans, size, norm, output stride, and where it came from."
     import medcl_nb
-    first = next(m for m in enc.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    first = next((m for m in enc.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)   # None: a plugged-in encoder without layers
     norm = 'group' if any(isinstance(m, nn.GroupNorm) for m in enc.modules()) else 'batch'
     return dict(method=method, arch=arch, in_chans=int(getattr(first, 'in_channels', 1)), size=size, norm=norm,
                 output_stride=int(getattr(enc, 'output_stride', 32)), seed=seed, medcl_nb=medcl_nb.__version__, **extra)
