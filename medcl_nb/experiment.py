@@ -581,11 +581,12 @@ PRETRAINERS['lovt'] = pretrain_lovt
 
 # %% ../nbs/09b_experiment.ipynb #b3d9f4e6
 def pretrain_igcl_method(df, *, arch='resnet18', epochs=12, bs=32, lr=1e-3, size=64, device=None, seed=0, progress=True,
-                         path=None, extra_aug=(), acquisition_aug=True, **recipe) -> Pretrained:
+                         path=None, extra_aug=(), acquisition_aug=True, checkpoint=None, validate=True, **recipe) -> Pretrained:
     "IGCL (notebook 12): images aligned with their reports' RadGraph graphs; `recipe` goes to `medcl_nb.graph.pretrain_igcl`."
     from medcl_nb.graph import pretrain_igcl
+    fit = lambda learn, epochs, lr, progress: _fit(learn, epochs, lr, progress, checkpoint, validate)   # checkpointed and resumable as the others
     return Pretrained(*pretrain_igcl(df, arch=arch, epochs=epochs, bs=bs, lr=lr, size=size, device=device, seed=seed, progress=progress,
-                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, fit_context=_fit_context, **recipe))
+                                     path=path, extra_aug=extra_aug, acquisition_aug=acquisition_aug, fit=fit, **recipe))
 
 PRETRAINERS['igcl'] = pretrain_igcl_method
 

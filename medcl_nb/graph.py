@@ -446,6 +446,7 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                   extra_aug=(), # ablations: extra transforms named in medcl_nb.augment.DISCOURAGED (as experiment.pretrain)
                   path=None, # where fastai writes (default: a temporary folder)
                   fit_context=None, # learn -> context manager around the fit (the main job's: learn.distrib_ctx under torchrun)
+                  fit=None, # (learn, epochs, lr, progress) -> one dict per epoch, e.g. the main job's checkpointed fit; None: fit_one_cycle
                   **kwargs, # to image_graph_dls (max_tokens, reverse, components, empty) or igcl_learner (hidden, pool, ...)
                  ) -> tuple: # (image encoder in eval mode, [{'train_loss': .., 'valid_loss': ..} per epoch])
     "IGCL pretraining on the training studies of `df`; returns the image encoder and the history, like `experiment.pretrain`."
@@ -458,10 +459,14 @@ def pretrain_igcl(df:pd.DataFrame, # the readers' schema with a `split` column (
                           aug=ablation_aug(*extra_aug, acquisition=acquisition_aug) if extra_aug else medical_aug(acquisition=acquisition_aug),
                           **data_kw)
     learn = igcl_learner(dls, arch=arch, lr=lr, path=path or tempfile.mkdtemp(), **kwargs)
-    with (fit_context or (lambda l: contextlib.nullcontext()))(learn):
-        if progress: learn.fit_one_cycle(epochs, lr)
-        else:
-            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-    names = list(learn.recorder.metric_names[1:-1])
-    history = [dict(zip(names, map(float, v)), logit_scale=s) for v, s in zip(learn.recorder.values, learn.clamp_logit_scale.values)]
-    return learn.encoder.eval(), history
+    if fit is not None: history = fit(learn, epochs, lr, progress)
+    else:
+        with (fit_context or (lambda l: contextlib.nullcontext()))(learn):
+            if progress: learn.fit_one_cycle(epochs, lr)
+            else:
+                with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+        names = list(learn.recorder.metric_names[1:-1])
+        history = [dict(zip(names, map(float, v))) for v in learn.recorder.values]
+    scales = learn.clamp_logit_scale.values                     # one per epoch (a resumed fit's skipped epochs call after_epoch too);
+    scales = [None] * (len(history) - len(scales)) + scales     # were one missing, the history would keep every epoch anyway
+    return learn.encoder.eval(), [dict(h, logit_scale=s) for h, s in zip(history, scales)]

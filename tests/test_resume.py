@@ -149,3 +149,16 @@ def test_cli_persistence_options_reach_run_experiment(monkeypatch):
            {k: run_d[k] for k in ('encoder', 'resume', 'checkpoint_minutes', 'validate')}
     assert (seen[1]['resume'], seen[1]['checkpoint_minutes'], seen[1]['validate'], seen[1]['encoder']) == (True, 5.0, False, 'x.pt')
     assert not sys.stdout.isatty() and seen[0]['progress'] is False
+
+def test_igcl_pretraining_resumes_exactly(tiny_df, tmp_path):
+    "IGCL through the main job's registry entry: interrupted after epoch 1 of 2, resumed from its checkpoint, the same weights and logit scale."
+    from medcl_nb.experiment import PRETRAINERS, Checkpointing
+    kw = dict(epochs=2, bs=8, size=16, device='cpu', seed=0, progress=False)
+    ref = PRETRAINERS['igcl'](tiny_df, **kw)
+    ck = lambda resume: Checkpointing(tmp_path, dict(method='igcl', size=16), minutes=30., resume=resume)
+    cut = PRETRAINERS['igcl'](tiny_df, **kw, checkpoint=ck(False), cbs=[_stop_at(0)])
+    assert _state(tmp_path/'igcl.pt')['epoch'] == 1 and len(cut.history) == 1
+    res = PRETRAINERS['igcl'](tiny_df, **kw, checkpoint=ck(True))
+    _same(ref.encoder.state_dict(), res.encoder.state_dict())
+    assert [h['train_loss_mean'] for h in res.history] == [h['train_loss_mean'] for h in ref.history]
+    assert [h['logit_scale'] for h in res.history] == [h['logit_scale'] for h in ref.history]
