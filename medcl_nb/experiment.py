@@ -806,6 +806,10 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         print(f"labels: {labels}" + (f" (left out: {dropped})" if dropped else ''))
         log(f"data: {len(df)} images, {df.patient_id.nunique()} patients; labels: {labels}")
 
+        pretrain_at = lambda m, s, **ck: PRETRAINERS[m](        # one call for every method and seed (and its checkpointing)
+            df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=s, progress=progress,
+            extra_aug=extra_aug, acquisition_aug=acquisition_aug, **ck, **_learner_kwargs(m, queue_size, momentum, temperature),
+            **({'images': images} if m in ('moco', 'simclr') else {}))
         pre = {}
         for m in methods:
             t, c = time.time(), time.process_time()
@@ -813,9 +817,7 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
                 notes.append(f"--encoder: {m} {_saved_description(saved)}")
                 pre[m], times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = Pretrained(saved.to(device).eval(), []), 0., 0.; continue
             ck = _checkpointing(PRETRAINERS[m], out, config, m, checkpoint_minutes, resume, validate, log, notes)
-            pre[m] = PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=_rank_batch(bs), lr=lrs[m], size=size, device=device, seed=seed, progress=progress,
-                                    extra_aug=extra_aug, acquisition_aug=acquisition_aug, **ck,
-                                    **_learner_kwargs(m, queue_size, momentum, temperature), **({'images': images} if m in ('moco', 'simclr') else {}))
+            pre[m] = pretrain_at(m, seed, **ck)
             if _is_writer(): save_encoder(pre[m].encoder, out, m, arch, size, seed, epochs=epochs)
             times[f'pretrain_{m}_s'], times[f'pretrain_{m}_cpu_s'] = time.time() - t, time.process_time() - c
         times['pretrain_s'] = sum(times[f'pretrain_{m}_s'] for m in methods)
@@ -832,9 +834,6 @@ def run_experiment(data='data_samples', method='moco', methods=None, epochs=12, 
         t = time.time()
         metrics, summary = lin = _linear_eval(feats, df, labels, fractions, draws, boot, seed, progress, methods)
         times['linear_eval_s'] = time.time() - t
-        pretrain_at = lambda m, s: PRETRAINERS[m](df, arch=arch, epochs=epochs, bs=bs, lr=lrs[m], size=size, device=device, seed=s, progress=progress,
-                                                  extra_aug=extra_aug, acquisition_aug=acquisition_aug, **_learner_kwargs(m, queue_size, momentum, temperature),
-                                                  **({'images': images} if m in ('moco', 'simclr') else {}))
         seeds = _seed_evaluation(pretrain_at, pretrain_seeds, seed, lin.results, methods, df, images, arch, device, labels, fractions, draws,
                                  boot, progress, times) if pretrain_seeds > 1 else None
 
