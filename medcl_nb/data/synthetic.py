@@ -228,7 +228,11 @@ def lung_masks(u, v, A):
         lungs.append(_soft(1 - r, 0.08)*_soft(dome - v, 0.02)); below.append(_soft(v - dome, 0.02)); rs.append(r)
     return lungs, below, rs
 
-def render_clean(A, F, labels, markings, patch, size=64):
+def _stronger(x, finding_scale):
+    "`x` (a finding's contrast, or its extent beyond normal) made `finding_scale` times larger; untouched at 1 (bit for bit)"
+    return x if finding_scale == 1 else finding_scale*x
+
+def render_clean(A, F, labels, markings, patch, size=64, finding_scale=1.0):
     "The attenuation image before acquisition (N, size, size) in [0, 1], and the masks of anatomy and findings"
     u, v = canonical_grid(A, size)
     lungs, below, rs = lung_masks(u, v, A)
@@ -248,7 +252,7 @@ def render_clean(A, F, labels, markings, patch, size=64):
     line = lab[:, 3]*ptx_lung*np.exp(-((ptx_side - inner)/0.05)**2)*apical*(1 - ptx)
     marks = _smooth(markings, 0.6*px)
     hilum = np.exp(-((np.abs(u) - _e(A['lung_u'] - 0.5*A['lung_a']))**2 + (v - _e(A['lung_v']) - 0.1)**2)/0.1)
-    img = img - 0.33*lung + _e(A['marking_amp'])*(0.5 + hilum)*marks*lung*(1 - ptx) - 0.08*ptx + 0.14*line
+    img = img - 0.33*lung + _e(A['marking_amp'])*(0.5 + hilum)*marks*lung*(1 - ptx) - _stronger(0.08, finding_scale)*ptx + _stronger(0.14, finding_scale)*line
     # bones: posterior ribs sloping down laterally, clavicles; density falls with age
     lat = (np.abs(u) - _e(A['lung_u']))/_e(A['lung_a'])
     ribs = sum(np.exp(-((v - (top + _e(A['rib_phase']) + 0.17*k + 0.12*lat + 0.05*lat**2))/0.022)**2) for k in range(8))
@@ -258,7 +262,8 @@ def render_clean(A, F, labels, markings, patch, size=64):
     med = _soft(_e(A['med_hw']) - np.abs(u), 0.02)*_soft(_e(A['dia_v']) - v, 0.02)*_soft(v - top + 0.1, 0.02)
     trachea = _soft(0.03 - np.abs(u), 0.01)*_soft(top + 0.3 - v, 0.02)*med
     img = img + 0.15*med - 0.08*trachea
-    hw = _e(A['heart_hw']*F['cm_factor'])
+    cm = F['cm_factor'] if finding_scale == 1 else 1 + _stronger(F['cm_factor'] - 1, finding_scale)   # a larger heart, same report
+    hw = _e(A['heart_hw']*cm)
     heart = _soft(1 - ((u - _e(A['heart_u']))/hw)**2 - ((v - _e(A['heart_v']))/_e(A['heart_hh']))**2, 0.08)
     img = img + heart*(0.62 - img)
     # pleural effusion: fluid in the lung base, higher laterally (a meniscus), blunting the costophrenic angle
@@ -266,7 +271,7 @@ def render_clean(A, F, labels, markings, patch, size=64):
     for side, (lm, sign) in enumerate(zip(lungs, (-1, 1))):
         on = lab[:, 1]*((_e(F['eff_side']) == side) | (_e(F['eff_side']) == 2))
         lat_s = np.clip((sign*u - _e(A['lung_u'] - A['lung_a']))/(2*_e(A['lung_a'])), 0, 1)
-        level = _e(A['dia_v']) + 0.03*side - _e(A['dome']) - _e(F['eff_h'])*(0.2 + 1.2*lat_s)
+        level = _e(A['dia_v']) + 0.03*side - _e(A['dome']) - _e(_stronger(F['eff_h'], finding_scale))*(0.2 + 1.2*lat_s)
         effs.append(on*lm*_soft(v - level, 0.02))
     eff = effs[0] + effs[1]
     img = img + eff*(0.56 - img)
@@ -274,11 +279,11 @@ def render_clean(A, F, labels, markings, patch, size=64):
     cu, cv = lung_point(A, F['cons_side'], F['cons_f'], F['cons_t'])
     blob = np.exp(-((u - _e(cu))**2 + (v - _e(cv))**2)/(2*_e(F['cons_r'])**2))
     cons = lab[:, 2]*lung*np.clip(1.6*blob*(0.75 + 0.35*_smooth(patch, 1.2*px)) - 0.3, 0, 1)
-    img = img + 0.36*cons
+    img = img + _stronger(0.36, finding_scale)*cons
     # lung lesion: a small round nodule
     nu, nv = lung_point(A, F['nod_side'], F['nod_f'], F['nod_t'])
     nod = lab[:, 4]*_soft(_e(F['nod_r']) - np.sqrt((u - _e(nu))**2 + (v - _e(nv))**2), 0.012)   # a disc with a soft edge
-    img = img + _e(F['nod_amp'])*nod
+    img = img + _e(_stronger(F['nod_amp'], finding_scale))*nod
     # soft tissue over the lungs: breasts (F), scapulae on AP films
     img = img + _e(A['breast'])*np.exp(-((np.abs(u) - 0.55)/0.3)**2 - ((v - _e(A['dia_v']) + 0.05)/0.22)**2)*body
     img = img + 0.07*_e(A['scapula'])*np.exp(-((np.abs(u) - _e(A['lung_u'] + 0.8*A['lung_a']))/0.08)**2
@@ -514,11 +519,15 @@ class ToyCXR:
                  seed:int=0, # root of the seed tree: same seed, same world
                  mean_studies:float=3.3, # mean number of studies per patient
                  chunk:int=256, # images rendered at once (memory)
-                 scanner_probs:dict|None=None): # P(scanner): None for SCANNERS' p, or a dict such as {'scanner_C': 0.02, ...}
+                 scanner_probs:dict|None=None, # P(scanner): None for SCANNERS' p, or a dict such as {'scanner_C': 0.02, ...}
+                 finding_scale:float=1.0): # how pronounced findings are in the images (1: data_samples); reports and labels do not change
         _check_int('size', size, 16, 1024); _check_int('seed', seed, 0, 2**63 - 1)
         if not 1 <= mean_studies <= 50: raise ValueError(f"mean_studies must be between 1 and 50, got {mean_studies}")
         scanner_distribution(scanner_probs)                                   # fail here, not at the first sample
+        if not (isinstance(finding_scale, (int, float)) and 0 < finding_scale <= 10):
+            raise ValueError(f"finding_scale must be a number in (0, 10], got {finding_scale!r}")
         self.size, self.seed, self.mean_studies, self.chunk, self.scanner_probs = size, seed, mean_studies, chunk, scanner_probs
+        self.finding_scale = float(finding_scale)
 
     def sample(self, n_patients:int, images:bool=True):
         "`(df, images)`: one row per study (one frontal image each) of `n_patients` patients; images float32 (N, size, size) in [0, 1]"
@@ -557,7 +566,7 @@ class ToyCXR:
         for s in range(0, len(p), self.chunk):
             sl = slice(s, s + self.chunk)
             As, Fs = {k: x[sl] for k, x in A.items()}, {k: x[sl] for k, x in F.items()}
-            clean, masks = render_clean(As, Fs, truth[sl], U['markings'][sl], U['patch'][sl], self.size)
+            clean, masks = render_clean(As, Fs, truth[sl], U['markings'][sl], U['patch'][sl], self.size, self.finding_scale)
             imgs.append(acquire(clean, p['scanner'].to_numpy()[sl], view[sl], U['acq'][sl], U['white'][sl], U['stripes'][sl]))
             boxes.append(boxes_table(As, masks, truth[sl], Fs, p['dicom_id'].to_numpy()[sl], self.size))
         b = pd.concat(boxes, ignore_index=True)
@@ -839,7 +848,7 @@ def folder_sizes(out)->dict:
         if files: sizes[part] = sum(f.stat().st_size for f in files)
     return sizes
 
-def samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, sizes:dict|None=None)->str:
+def samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, sizes:dict|None=None, finding_scale:float=1.0)->str:
     "The README.md written into data_samples/ (part of the deterministic output); `sizes` from `folder_sizes`"
     mb = lambda b: f'{b/1e6:.2f} MB'
     total = sum(v for k, v in (sizes or {}).items() if '/' not in k)
@@ -852,7 +861,7 @@ def samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, size
 Written by the simulators of `medcl_nb.data.synthetic` (notebook `nbs/00_data.synthetic.ipynb`). Do not edit by hand;
 regenerate (byte-identical for the same arguments) with
 
-    medcl_samples --out data_samples --seed {seed} --n-patients {n_patients} --size {size} --n-echo {n_echo} --echo-size {echo_size} --n-timeseries {n_timeseries}
+    medcl_samples --out data_samples --seed {seed} --n-patients {n_patients} --size {size} --n-echo {n_echo} --echo-size {echo_size} --n-timeseries {n_timeseries}{f' --finding-scale {finding_scale:g}' if finding_scale != 1 else ''}
 
 Everything is invented: no real patient data. Layouts follow the real datasets (see shared/DATA_FORMATS.md) so one reader
 serves both; what real data lacks is in side files.
@@ -891,7 +900,7 @@ serves both; what real data lacks is in side files.
 MARKER = '.medcl_samples'
 
 def write_samples(out='data_samples', seed:int=0, n_patients:int=600, size:int=64, n_echo:int=40, echo_size:int=64,
-                  n_timeseries:int=300)->Path:
+                  n_timeseries:int=300, finding_scale:float=1.0)->Path:
     "Write every modality into `out`: built in a temporary folder beside it and renamed at the end (nothing half-written)"
     for name, x, lo, hi in [('seed', seed, 0, 2**32 - 1), ('n_patients', n_patients, 1, 100_000), ('size', size, 16, 512),
                             ('n_echo', n_echo, 0, 10_000), ('echo_size', echo_size, 32, 256), ('n_timeseries', n_timeseries, 0, 100_000)]:
@@ -902,11 +911,11 @@ def write_samples(out='data_samples', seed:int=0, n_patients:int=600, size:int=6
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
     try:
-        df, images = ToyCXR(size=size, seed=seed).sample(n_patients)
+        df, images = ToyCXR(size=size, seed=seed, finding_scale=finding_scale).sample(n_patients)
         write_cxr(df, images, tmp/'cxr')
         if n_echo: write_echo(ToyEcho(size=echo_size, seed=seed).sample(n_echo), tmp/'echonet')
         if n_timeseries: write_timeseries(*ToyEHR(seed=seed).sample(n_timeseries), tmp/'timeseries')
-        (tmp/'README.md').write_text(samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, folder_sizes(tmp)))
+        (tmp/'README.md').write_text(samples_readme(seed, n_patients, size, n_echo, echo_size, n_timeseries, folder_sizes(tmp), finding_scale))
         (tmp/MARKER).write_text(f'written by medcl_samples --seed {seed}\n')
         old = out.with_name(tmp.name.replace('.tmp-', '.old-'))
         if out.exists(): out.rename(old)
@@ -943,10 +952,12 @@ def medcl_samples_cli(argv=None):
     p.add_argument('--n-echo', type=int, default=40, help='echo sequences')
     p.add_argument('--echo-size', type=int, default=64, help='echo frame side in pixels')
     p.add_argument('--n-timeseries', type=int, default=300, help='time-series patients')
+    p.add_argument('--finding-scale', type=float, default=1.0,
+                   help='how pronounced the chest findings are in the images (1: data_samples; 2.5: easy to see); reports and labels do not change')
     p.add_argument('--show', metavar='PNG', help='also save a picture of a few images per scanner to this file')
     a = p.parse_args(argv)
     try:
-        out = write_samples(a.out, a.seed, a.n_patients, a.size, a.n_echo, a.echo_size, a.n_timeseries)
+        out = write_samples(a.out, a.seed, a.n_patients, a.size, a.n_echo, a.echo_size, a.n_timeseries, a.finding_scale)
         if a.show: show_samples(out, a.show)
     except (ValueError, TypeError, FileExistsError, PermissionError, OSError) as e:
         p.exit(2, f'medcl_samples: error: {e}\n')
