@@ -189,32 +189,39 @@ def test_registry_contract_with_a_plugged_in_method(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
 def test_tiny_multi_method_run_with_text_evaluations(tmp_path):
-    "`--methods moco convirt`: one report with both methods against random init, ConVIRT against MoCo, zero-shot, retrieval and localization."
+    "`--methods moco convirt lovt`: one report with every method against random init and MoCo, zero-shot, retrieval and localization."
     out = tmp_path/'multi'
-    r = run('--data', 'data_samples', '--methods', 'moco', 'convirt', '--epochs', '1', '--size', '32', '--max-patients', '150',
+    r = run('--data', 'data_samples', '--methods', 'moco', 'convirt', 'lovt', '--epochs', '1', '--size', '32', '--max-patients', '150',
             '--draws', '2', '--boot', '30', '--fractions', '0.2', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
             '--out', str(out), timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for text in ('AUC convirt', 'AUC moco', 'zero-shot', 'retrieval', 'chance'): assert text in r.stdout, text
     report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
-    assert report['config']['methods'] == ['moco', 'convirt'] and report['config']['lrs'] == {'moco': 1e-3, 'convirt': 1e-4}
-    assert set(report['encoders']) >= {'moco', 'convirt', 'random'}
-    assert set(report['pretraining']['methods']) == {'moco', 'convirt'} and len(report['pretraining']['methods']['convirt']['history']) == 1
+    assert report['config']['methods'] == ['moco', 'convirt', 'lovt'] and report['config']['lrs'] == {'moco': 1e-3, 'convirt': 1e-4, 'lovt': 1e-4}
+    assert set(report['encoders']) >= {'moco', 'convirt', 'lovt', 'random'}
+    assert set(report['pretraining']['methods']) == {'moco', 'convirt', 'lovt'} and len(report['pretraining']['methods']['convirt']['history']) == 1
     mean = [s for s in report['linear_eval']['summary'] if s['label'] == 'mean']
-    assert {(s['encoder'], s['reference']) for s in mean} >= {('moco', 'random'), ('convirt', 'random'), ('convirt', 'moco')}
+    assert {(s['encoder'], s['reference']) for s in mean} >= {('moco', 'random'), ('convirt', 'random'), ('convirt', 'moco'), ('lovt', 'random'), ('lovt', 'moco')}
     for s in mean: assert s['lo'] <= s['diff'] <= s['hi']
-    assert {m['encoder'] for m in report['linear_eval']['metrics']} >= {'moco', 'convirt', 'random'}
+    assert {m['encoder'] for m in report['linear_eval']['metrics']} >= {'moco', 'convirt', 'lovt', 'random'}
     zs = report['zero_shot']
-    assert zs and {z['encoder'] for z in zs} == {'convirt'} and all(z['lo'] <= z['auc'] <= z['hi'] for z in zs)
+    assert zs and {z['encoder'] for z in zs} == {'convirt', 'lovt'} and all(z['lo'] <= z['auc'] <= z['hi'] for z in zs)
     ret = report['retrieval']
     assert {(x['task'], x['relevance']) for x in ret} == {('image→report', 'paired'), ('report→image', 'paired'),
         ('image→report', 'same finding, other patients'), ('report→image', 'same finding, other patients')}
     assert all(0 <= x['chance'] <= 1 and 0 <= x['value'] <= 1 for x in ret)
     loc = report['localization']                              # ConVIRT's too (notebook 11): pointing by similarity, cell probe
-    assert loc and {x['encoder'] for x in loc} == {'convirt'}
-    assert {(x['task'], x['scorer']) for x in loc} >= {('pointing game', 'similarity'), ('cell probe', 'frozen features'), ('cell probe', 'random init')}
-    assert ('pointing game', 'attention') not in {(x['task'], x['scorer']) for x in loc}   # no cross-modal attention in ConVIRT
-    assert {'pretrain_moco_s', 'pretrain_convirt_s', 'text_eval_s'} <= set(report['times'])
+    assert loc and {x['encoder'] for x in loc} == {'convirt', 'lovt'}
+    tasks = lambda enc: {(x['task'], x['scorer']) for x in loc if x['encoder'] == enc}
+    assert tasks('convirt') >= {('pointing game', 'similarity'), ('cell probe', 'frozen features'), ('cell probe', 'random init')}
+    assert ('pointing game', 'attention') not in tasks('convirt')                         # no cross-modal attention in ConVIRT
+    assert tasks('lovt') >= {('pointing game', 'attention'), ('pointing game', 'similarity'), ('cell probe', 'frozen features'),
+        ('cell probe', 'random init'), ('cell probe', 'cell position only'), ('cell probe', 'frozen features - random init')}
+    for x in loc:
+        assert x['lo'] <= x['value'] <= x['hi'] and x['n'] > 0
+        if x['task'] == 'pointing game' and x['encoder'] == 'lovt':
+            assert 0 < x['chance'] < 1 and x['grid'] == '2x2'                                # 32 px at output stride 16
+    assert {'pretrain_moco_s', 'pretrain_convirt_s', 'pretrain_lovt_s', 'text_eval_s'} <= set(report['times'])
 
 def test_lovt_registered_with_its_recipe():
     "LoVT (notebook 11) is a registry entry with ConVIRT's rate; its localization evaluation needs finding boxes."
@@ -224,24 +231,6 @@ def test_lovt_registered_with_its_recipe():
     assert 'lovt' in next(a for a in experiment_parser()._actions if a.dest == 'methods').choices
     assert localization_evaluation(None, pd.DataFrame({'path': ['nowhere/files/p10/x.png'], 'split': ['test']})) is None
 
-@pytest.mark.skipif(not (ROOT/'data_samples'/'cxr').is_dir(), reason='data_samples/cxr not generated (medcl_samples)')
-def test_tiny_lovt_run_reports_localization(tmp_path):
-    "`--methods lovt`: zero-shot, retrieval and the localization scores (pointing game, cell probe with its references) in the report."
-    out = tmp_path/'lovt'
-    r = run('--data', 'data_samples', '--methods', 'lovt', '--epochs', '1', '--size', '32', '--max-patients', '150',
-            '--draws', '1', '--boot', '30', '--fractions', '1.0', '--few-shot', '2', '--device', 'cpu', '--no-progress',
-            '--out', str(out), timeout=1800)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    report = json.loads((out/'report.json').read_text(), parse_constant=lambda c: pytest.fail(f'report.json holds {c}'))
-    assert report['config']['lrs'] == {'lovt': 1e-4} and report['zero_shot'] and report['retrieval']
-    loc = report['localization']
-    assert loc and {x['encoder'] for x in loc} == {'lovt'}
-    assert {(x['task'], x['scorer']) for x in loc} >= {('pointing game', 'attention'), ('pointing game', 'similarity'),
-        ('cell probe', 'frozen features'), ('cell probe', 'random init'), ('cell probe', 'cell position only'),
-        ('cell probe', 'frozen features - random init')}
-    for x in loc:
-        assert x['lo'] <= x['value'] <= x['hi'] and x['n'] > 0
-        if x['task'] == 'pointing game': assert 0 < x['chance'] < 1 and x['grid'] == '2x2'     # 32 px at output stride 16
 def _pneumoniamnist(path, sizes=(('train', 80), ('val', 24), ('test', 40)), seed=0):
     "A file in PneumoniaMNIST's exact layout (uint8 images (N, 28, 28), uint8 labels (N, 1)); positives carry a bright blob."
     import numpy as np
