@@ -16,6 +16,10 @@ paper's photometric and crop transforms added (ablation_aug('random_resized_crop
 freeze_text=1: the text encoder and its projection stay at their random initialization, only the image side trains (is any
 image-report signal learnable?); freeze_text=2: the text encoder stays at random init, its projection trains (the paper
 freezes most of its pretrained text encoder); tlr=R: the text side gets learning rate R, the image side lr (two parameter groups).
+text=report: the whole report per step instead of one random sentence (`image_text_dls(text='report')`); init=PATH: the image
+encoder starts from a saved encoder's weights (`medcl_experiment`'s `out/encoders/moco.pt`; the same architecture and size)
+instead of random initialization, as the paper starts from ImageNet's. DATA=folder: another dataset than data_samples (e.g.
+one written by `medcl_samples --finding-scale 2.5`).
 CPU: one thread per run (NT to change); the GPU if there is one."""
 import sys, time, json, os, warnings
 from pathlib import Path
@@ -31,13 +35,13 @@ from medcl_nb.convirt import convirt_learner, embed_images, embed_reports
 dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 if dev.type == 'cpu': torch.set_num_threads(int(os.environ.get('NT', '1')))
 FR = () if os.environ.get('FR') == 'none' else tuple(float(f) for f in os.environ.get('FR', '0.1,1.0').split(','))
-df, _ = find_dataset('data_samples'); df, _ = prepare_splits(df); df = df.reset_index(drop=True)
+df, _ = find_dataset(os.environ.get('DATA', 'data_samples')); df, _ = prepare_splits(df); df = df.reset_index(drop=True)
 labels, _ = choose_labels(df)
 AUGS = {'int': lambda: medical_aug(acquisition=True), 'geo': lambda: medical_aug(), 'none': lambda: (lambda x: x),
         'convirt': lambda: ablation_aug('random_resized_crop', 'brightness_contrast', 'gaussian_blur', acquisition=False)}
 
 def parse(cfg):
-    c = dict(lr=1e-4, aug='int', epochs=8, size=32, bs=32, seed=0, lam=0.75, tau=0.1, pool='mean', freeze_text=0, tlr=-1.0)
+    c = dict(lr=1e-4, aug='int', epochs=8, size=32, bs=32, seed=0, lam=0.75, tau=0.1, pool='mean', freeze_text=0, tlr=-1.0, text='sentence', init='')
     for kv in cfg.split(','):
         if kv: a, b = kv.split('='); c[a] = type(c[a])(b)
     return c
@@ -49,10 +53,11 @@ def mean_cos(e): return float((e @ e.T)[np.triu_indices(len(e), 1)].mean())
 def run(c, images):
     set_seed(c['seed'])
     tr, va = df[df.split == 'train'], df[df.split == 'valid']
-    dls = image_text_dls(df[df.split != 'test'], splits=(tr, va), size=c['size'], bs=c['bs'], device=dev)
+    dls = image_text_dls(df[df.split != 'test'], splits=(tr, va), size=c['size'], bs=c['bs'], text=c['text'], device=dev)
     learn = convirt_learner(dls, lr=c['lr'], aug=AUGS[c['aug']](), lambda_=c['lam'], temperature=c['tau'], text_pool=c['pool'],
                             path='/tmp/convirt_recipe')
     m = learn.model
+    if c['init']: m.encoder.load_state_dict(torch.load(c['init'], map_location='cpu', weights_only=True))
     text_side = list(m.text_encoder.parameters()) + list(m.text_head.parameters())
     if c['freeze_text']:                   # 1: the whole text side; 2: the text encoder only (its projection trains)
         for p in (text_side if c['freeze_text'] == 1 else m.text_encoder.parameters()): p.requires_grad_(False)
