@@ -678,7 +678,7 @@ def _text_evaluations(name, pre, df, images, labels, boot, seed, notes):
     "Zero-shot AUCs (labels with default prompts) and retrieval of an image-text method on the test rows; its extra evaluations."
     from medcl_nb.convirt import zero_shot_eval, retrieval_eval, DEFAULT_PROMPTS
     test = (df.split == 'test').to_numpy()
-    dt, it = df[test].reset_index(drop=True), uint8_to_float(images[torch.as_tensor(test)])
+    dt, it = df[test].reset_index(drop=True), uint8_to_float(images[torch.tensor(test)])   # a copy: pandas 3 hands out read-only arrays
     zs = ret = None
     if pre.text_aware:
         zl = [l for l in labels if l in DEFAULT_PROMPTS]
