@@ -17,7 +17,7 @@ __all__ = ['PATHOLOGIES', 'LABELS', 'CHEXPERT_COLUMNS', 'SEXES', 'VIEWS', 'SCANN
            'write_samples', 'show_samples', 'medcl_samples_cli']
 
 # %% ../../nbs/00_data.synthetic.ipynb #b2f9ea16
-import argparse, gzip, hashlib, io, json, os, shutil, struct, sys, tempfile, zlib
+import argparse, gzip, hashlib, io, json, numbers, os, shutil, struct, sys, tempfile, zlib
 from pathlib import Path
 import numpy as np, pandas as pd
 from scipy import ndimage
@@ -262,7 +262,7 @@ def render_clean(A, F, labels, markings, patch, size=64, finding_scale=1.0):
     med = _soft(_e(A['med_hw']) - np.abs(u), 0.02)*_soft(_e(A['dia_v']) - v, 0.02)*_soft(v - top + 0.1, 0.02)
     trachea = _soft(0.03 - np.abs(u), 0.01)*_soft(top + 0.3 - v, 0.02)*med
     img = img + 0.15*med - 0.08*trachea
-    cm = F['cm_factor'] if finding_scale == 1 else 1 + _stronger(F['cm_factor'] - 1, finding_scale)   # a larger heart, same report
+    cm = F['cm_factor'] if finding_scale == 1 else 1 + finding_scale*(F['cm_factor'] - 1)   # a larger heart, same report (1 + (cm - 1) != cm in floats)
     hw = _e(A['heart_hw']*cm)
     heart = _soft(1 - ((u - _e(A['heart_u']))/hw)**2 - ((v - _e(A['heart_v']))/_e(A['heart_hh']))**2, 0.08)
     img = img + heart*(0.62 - img)
@@ -524,7 +524,7 @@ class ToyCXR:
         _check_int('size', size, 16, 1024); _check_int('seed', seed, 0, 2**63 - 1)
         if not 1 <= mean_studies <= 50: raise ValueError(f"mean_studies must be between 1 and 50, got {mean_studies}")
         scanner_distribution(scanner_probs)                                   # fail here, not at the first sample
-        if not (isinstance(finding_scale, (int, float)) and 0 < finding_scale <= 10):
+        if isinstance(finding_scale, bool) or not (isinstance(finding_scale, numbers.Real) and 0 < finding_scale <= 10):
             raise ValueError(f"finding_scale must be a number in (0, 10], got {finding_scale!r}")
         self.size, self.seed, self.mean_studies, self.chunk, self.scanner_probs = size, seed, mean_studies, chunk, scanner_probs
         self.finding_scale = float(finding_scale)
